@@ -1,0 +1,63 @@
+// Kernel interface used by the model. One file per weight-type family
+// (kernels/f32_f16.cpp, q8_0.cpp, q4_0.cpp, q4_k.cpp, q6_k.cpp) holds its
+// scalar reference and SIMD variants side by side; the dispatch table
+// (kernels/dispatch.cpp) is chosen once at model load from the CPU's features.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/ggml_types.h"
+
+namespace ts {
+
+class ThreadPool;
+
+enum class CpuPath { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3 };
+const char* cpu_path_name(CpuPath p);  // "scalar", "avx2", "avx512", "neon"
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
+  bool avx_vnni = false, neon = false, neon_dotprod = false;
+};
+const CpuFeatures& cpu_features();
+// Best path this CPU supports; `override_name` ("scalar"|"avx2"|"avx512"|"neon",
+// or empty = auto; the TOKENSTREAM_CPU env var is read by the caller) picks
+// another. Throws EngineError("INVALID_ARGUMENT") for an unknown or unsupported path.
+CpuPath select_cpu_path(const std::string& override_name);
+
+// A weight matrix in place in the mapping: `rows` output features, each a
+// contiguous row of `cols` input features stored as `type`.
+struct WeightMatrix {
+  uint32_t type = 0;
+  const void* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t row_bytes = 0;
+};
+
+// Scratch for quantized activations, sized once at session creation.
+size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch);
+
+struct Kernels {
+  CpuPath path = CpuPath::Scalar;
+
+  // dst[0..n) = dequantized src row (n a multiple of the type's block size).
+  void dequantize_row(uint32_t type, const void* src, float* dst, int64_t n) const;
+
+  // Y[b * y_stride + r] = sum_k W[r][k] * X[b * cols + k] for b in [0, batch),
+  // r in [0, w.rows). Activations are quantized once per row of X to the type
+  // the weight type pairs with (Q8_0 for Q4_0/Q8_0, Q8_K for Q4_K/Q6_K), as ggml
+  // does; F32/F16/BF16 use f32 activations. Work is split over the pool by
+  // blocks of output rows; each weight row is read once per call for the whole
+  // batch. scratch must hold matmul_scratch_bytes(w.cols, batch) bytes,
+  // 64-byte aligned. Allocates nothing.
+  void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch,
+              float* y, int64_t y_stride, void* scratch) const;
+};
+
+// The table for a path (throws if the CPU lacks it).
+Kernels make_kernels(CpuPath path);
+
+}  // namespace ts

@@ -1,0 +1,34 @@
+// `tokenstream` — one executable, many subcommands.
+export const HELP = `tokenstream — gRPC streaming token generation over a native GGUF engine
+
+Usage: tokenstream <command> [options]
+
+Commands:
+  info        print a model's configuration, tensor types and CPU kernel path
+  run         generate tokens locally, without a server
+  help        this text
+
+Run 'tokenstream <command> --help' for a command's options.
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {};
+
+export function registerCommand(name: string, load: () => Promise<Command>): void {
+  commands[name] = load;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 1;
+  }
+  const load = commands[cmd];
+  if (!load) {
+    process.stderr.write(`tokenstream: unknown command '${cmd}'\n\n${HELP}`);
+    return 2;
+  }
+  return (await load())(rest);
+}
