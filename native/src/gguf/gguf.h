@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ts {
@@ -30,7 +31,11 @@ struct GgufValue {
   uint64_t count = 0;
   const uint8_t* elems = nullptr;        // raw little-endian elements (numeric arrays), in the mapping
   std::vector<std::string> strings;      // decoded elements of string arrays
+  std::vector<GgufValue> items;          // elements of arrays of arrays (nested arrays)
 };
+
+// "uint8", "string", "array", ... (GGUF's own names); "unknown" for other ids.
+const char* GgufTypeName(GgufType type);
 
 struct GgufKV {
   std::string key;
@@ -80,6 +85,9 @@ class GgufFile {
 
   // Hint the kernel to read ahead (prefetch) or lock the mapping in memory.
   void Prefetch() const;
+  // mlock()s the whole mapping; false (errno kept) when the kernel refuses,
+  // e.g. RLIMIT_MEMLOCK too low. The caller decides whether that is fatal.
+  bool Lock() const;
 
  private:
   GgufFile() = default;
@@ -91,6 +99,8 @@ class GgufFile {
   uint64_t data_offset_ = 0;
   std::vector<GgufKV> kvs_;
   std::vector<GgufTensorInfo> tensors_;
+  std::unordered_map<std::string, size_t> kv_index_;      // key -> index in kvs_
+  std::unordered_map<std::string, size_t> tensor_index_;  // name -> index in tensors_
   friend class GgufParser;
 };
 

@@ -36,6 +36,13 @@ export interface GgufMetadata {
   alignment: number;
   metadata: Record<string, GgufValue>;
   tensors: GgufTensorSummary[];
+  /** absolute byte offset of the data section (set by the reader) */
+  dataOffset?: number;
+  /**
+   * key -> GGUF value type ("uint32", "float32", "string", "array<int32>", ...), set by
+   * the reader, so a writer can copy a value with its exact type (see gguf-writer.ts).
+   */
+  valueTypes?: Record<string, string>;
 }
 
 export type CpuPathName = 'scalar' | 'avx2' | 'avx512' | 'neon';
