@@ -4,6 +4,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ts::RegisterGgufBindings(env, exports);
   ts::RegisterKernelBindings(env, exports);
   ts::RegisterModelBindings(env, exports);
+  ts::RegisterSamplingBindings(env, exports);
   return exports;
 }
 

@@ -7,4 +7,5 @@ namespace ts {
 void RegisterGgufBindings(Napi::Env env, Napi::Object exports);
 void RegisterKernelBindings(Napi::Env env, Napi::Object exports);
 void RegisterModelBindings(Napi::Env env, Napi::Object exports);
+void RegisterSamplingBindings(Napi::Env env, Napi::Object exports);
 }  // namespace ts
