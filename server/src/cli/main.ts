@@ -6,6 +6,7 @@ Usage: tokenstream <command> [options]
 Commands:
   info        print a model's configuration, tensor types and CPU kernel path
   run         generate tokens locally, without a server
+  make-model  write a random-weight llama/qwen2 GGUF model (tests, benchmarks)
   help        this text
 
 Run 'tokenstream <command> --help' for a command's options.
@@ -32,3 +33,6 @@ export async function main(argv: string[]): Promise<number> {
   }
   return (await load())(rest);
 }
+
+// Subcommands: one line each, loaded only when run.
+registerCommand('make-model', async () => (await import('./make-model')).command);
