@@ -1,0 +1,257 @@
+// Starts the OpenTelemetry SDK (@opentelemetry/sdk-node) from the standard
+// OTEL_* environment variables. Must run before @grpc/grpc-js is first
+// required so the gRPC instrumentation can patch it: bin/tokenstream.js calls
+// startTelemetryForCommand() before it loads any command.
+//
+// Differences from a bare NodeSDK, all deliberate:
+// - Traces are exported only when asked for: OTEL_TRACES_EXPORTER set (not
+//   "none"), or an OTLP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT /
+//   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). NodeSDK would otherwise default to OTLP
+//   on localhost:4318 and log a connection error per batch. With tracing off no
+//   TracerProvider is registered: every span is the API's no-op.
+// - Metrics: the server always has a Prometheus reader (served by
+//   metrics-server.ts on --metrics-port, not by the exporter's own server);
+//   OTEL_METRICS_EXPORTER (otlp, prometheus, console, none) is honoured when set,
+//   and OTLP metrics are added when OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set.
+// - Logs: only when OTEL_LOGS_EXPORTER is set (we emit none through the API).
+// - Batch span processor queue: 16384 instead of 2048 unless
+//   OTEL_BSP_MAX_QUEUE_SIZE is set (the default drops spans silently under load).
+import type { TextMapPropagator } from '@opentelemetry/api';
+import { DiagConsoleLogger, DiagLogLevel, context, diag, metrics, propagation, trace } from '@opentelemetry/api';
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
+import type { ResourceDetector } from '@opentelemetry/resources';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  hostDetector,
+  osDetector,
+  processDetector,
+  resourceFromAttributes,
+  serviceInstanceIdDetector,
+} from '@opentelemetry/resources';
+import type { IMetricReader, PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { ConsoleMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { resetServerTelemetry } from './server-telemetry';
+import { readPackageVersion } from './version';
+
+export type TelemetryRole = 'server' | 'client';
+
+export interface TelemetryOptions {
+  role: TelemetryRole;
+  /** environment to read; default process.env (NodeSDK itself always reads process.env) */
+  env?: NodeJS.ProcessEnv;
+  /** replace the span processors from the environment (tests: an in-memory exporter) */
+  spanProcessors?: SpanProcessor[];
+  /** replace the metric readers from the environment */
+  metricReaders?: IMetricReader[];
+  /** patch @grpc/grpc-js (default: when tracing is on) */
+  instrumentGrpc?: boolean;
+  textMapPropagator?: TextMapPropagator;
+}
+
+export interface TelemetryHandle {
+  readonly role: TelemetryRole;
+  /** a TracerProvider is registered */
+  readonly tracing: boolean;
+  /** names of the metric readers in use: 'prometheus', 'otlp', 'console', 'custom' */
+  readonly metricReaders: string[];
+  /** the server's Prometheus reader; serve it with serveMetrics() */
+  readonly prometheus: PrometheusExporter | undefined;
+  /** resolves when the resource's asynchronous attributes (host.id) are known: await before serving metrics */
+  ready(): Promise<void>;
+  /** flushes and stops everything (safe to call twice) */
+  shutdown(): Promise<void>;
+}
+
+let active: TelemetryHandle | undefined;
+let diagLoggerSet = false;
+
+const DETECTORS: Record<string, ResourceDetector> = {
+  env: envDetector,
+  host: hostDetector,
+  os: osDetector,
+  process: processDetector,
+  serviceinstance: serviceInstanceIdDetector,
+};
+
+/** OTEL_NODE_RESOURCE_DETECTORS (env, host, os, process, serviceinstance, all, none); default env,process,host. */
+function detectorsFromEnv(env: NodeJS.ProcessEnv): ResourceDetector[] {
+  const names = list(env, 'OTEL_NODE_RESOURCE_DETECTORS') ?? ['env', 'process', 'host'];
+  if (names.includes('none')) return [];
+  if (names.includes('all')) return Object.values(DETECTORS);
+  return names.flatMap((n) => (DETECTORS[n] ? [DETECTORS[n]] : []));
+}
+
+/** The running telemetry, if startTelemetry() was called. */
+export function activeTelemetry(): TelemetryHandle | undefined {
+  return active;
+}
+
+function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  return raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s.length > 0);
+}
+
+function truthy(value: string | undefined): boolean {
+  return value !== undefined && /^(true|1|yes|on)$/i.test(value.trim());
+}
+
+/** Whether the environment asks for traces to be exported (see the header comment). */
+export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (truthy(env.OTEL_SDK_DISABLED)) return false;
+  const exporters = list(env, 'OTEL_TRACES_EXPORTER');
+  if (exporters) return !(exporters.length === 1 && exporters[0] === 'none');
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
+}
+
+/** Metric exporters the environment asks for, for this role. */
+export function metricExportersRequested(role: TelemetryRole, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (truthy(env.OTEL_SDK_DISABLED)) return [];
+  const asked = list(env, 'OTEL_METRICS_EXPORTER');
+  let names: string[];
+  if (asked) names = asked.includes('none') ? [] : asked;
+  else {
+    names = role === 'server' ? ['prometheus'] : [];
+    if (env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim()) names.push('otlp');
+  }
+  // Only a server has a metrics port to scrape.
+  return [...new Set(names)].filter((n) => role === 'server' || n !== 'prometheus');
+}
+
+// sdk-node builds its OTLP metric exporter (protocol from OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL,
+// endpoint/headers/timeouts from the OTLP variables) and the periodic reader (OTEL_METRIC_EXPORT_*)
+// in this module; it is not re-exported, but sdk-node pins the versions of everything it loads.
+interface SdkNodeUtils {
+  getOtlpMetricExporterFromEnv(): PushMetricExporter;
+  getPeriodicExportingMetricReaderFromEnv(exporter: PushMetricExporter): IMetricReader;
+}
+
+function otlpMetricReader(): IMetricReader | undefined {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const utils = require('@opentelemetry/sdk-node/build/src/utils') as SdkNodeUtils;
+    return utils.getPeriodicExportingMetricReaderFromEnv(utils.getOtlpMetricExporterFromEnv());
+  } catch (err) {
+    diag.error(`tokenstream: OTLP metrics requested but the exporter could not be built: ${String(err)}`);
+    return undefined;
+  }
+}
+
+/**
+ * Starts the SDK once per process. A second call returns the running handle
+ * unchanged (shut it down first to restart with other options).
+ */
+export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
+  if (active) return active;
+  const env = options.env ?? process.env;
+  if (env === process.env && env.OTEL_BSP_MAX_QUEUE_SIZE === undefined) {
+    // BatchSpanProcessor reads process.env itself; see the header comment.
+    process.env.OTEL_BSP_MAX_QUEUE_SIZE = '16384';
+  }
+  if (process.env.OTEL_LOGS_EXPORTER === undefined) {
+    // NodeSDK reads this from process.env only; "none" = no LoggerProvider at all.
+    process.env.OTEL_LOGS_EXPORTER = 'none';
+  }
+  if (env.OTEL_LOG_LEVEL === undefined && !diagLoggerSet) {
+    // Exporter failures (collector down) are worth one line each, not silence.
+    diag.setLogger(new DiagConsoleLogger(), DiagLogLevel.WARN);
+    diagLoggerSet = true;
+  }
+
+  const tracing = options.spanProcessors ? options.spanProcessors.length > 0 : tracingRequested(env);
+  const readers: IMetricReader[] = [];
+  const readerNames: string[] = [];
+  let prometheus: PrometheusExporter | undefined;
+  if (options.metricReaders) {
+    readers.push(...options.metricReaders);
+    for (const r of options.metricReaders) {
+      if (r instanceof PrometheusExporter) prometheus ??= r;
+      readerNames.push(r instanceof PrometheusExporter ? 'prometheus' : 'custom');
+    }
+  } else {
+    for (const name of metricExportersRequested(options.role, env)) {
+      if (name === 'prometheus') {
+        prometheus = new PrometheusExporter({ preventServerStart: true });
+        readers.push(prometheus);
+      } else if (name === 'otlp') {
+        const reader = otlpMetricReader();
+        if (!reader) continue;
+        readers.push(reader);
+      } else if (name === 'console') {
+        readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter() }));
+      } else {
+        diag.warn(`tokenstream: unsupported OTEL_METRICS_EXPORTER value "${name}" (otlp, prometheus, console, none)`);
+        continue;
+      }
+      readerNames.push(name);
+    }
+  }
+
+  const instrumentGrpc = options.instrumentGrpc ?? tracing;
+  // The resource is detected here rather than by NodeSDK so that ready() can wait
+  // for its asynchronous attributes (a scrape before that logs an error per read).
+  // Precedence, lowest first: defaults, our service name/version, detectors (env last).
+  const resource = defaultResource()
+    .merge(
+      resourceFromAttributes({
+        [ATTR_SERVICE_NAME]: options.role === 'server' ? 'tokenstream' : 'tokenstream-client',
+        [ATTR_SERVICE_VERSION]: readPackageVersion(),
+      }),
+    )
+    .merge(detectResources({ detectors: detectorsFromEnv(env).filter((d) => d !== envDetector) }))
+    .merge(detectResources({ detectors: detectorsFromEnv(env).filter((d) => d === envDetector) }));
+  const sdk = new NodeSDK({
+    resource,
+    autoDetectResources: false,
+    // tracing off: an empty list makes NodeSDK register no TracerProvider at all
+    spanProcessors: options.spanProcessors ?? (tracing ? undefined : []),
+    metricReaders: readers,
+    instrumentations: instrumentGrpc
+      ? [
+          new GrpcInstrumentation({
+            // Health probes (every few seconds from Docker) and reflection are noise in Jaeger.
+            ignoreGrpcMethods: ['Check', 'Watch', 'List', 'ServerReflectionInfo'],
+          }),
+        ]
+      : [],
+    textMapPropagator: options.textMapPropagator,
+  });
+  sdk.start();
+  resetServerTelemetry(); // instruments must come from the providers just registered
+  let stopped: Promise<void> | undefined;
+  const handle: TelemetryHandle = {
+    role: options.role,
+    tracing,
+    metricReaders: readerNames,
+    prometheus,
+    ready: async () => {
+      await resource.waitForAsyncAttributes?.();
+    },
+    shutdown() {
+      if (!stopped) {
+        stopped = sdk.shutdown().catch((err) => diag.warn(`tokenstream: telemetry shutdown: ${String(err)}`));
+        stopped = stopped.finally(() => {
+          // Unregister the globals too, so a later startTelemetry() can register new ones.
+          trace.disable();
+          metrics.disable();
+          propagation.disable();
+          context.disable();
+          if (active === handle) active = undefined;
+          resetServerTelemetry();
+        });
+      }
+      return stopped;
+    },
+  };
+  active = handle;
+  return handle;
+}
