@@ -1,4 +1,311 @@
+// JS surface of the kernels for tests and benchmarks: addon.kernels = {...}
+// (typed in server/src/engine/kernels.ts). Every call validates its input
+// sizes before touching memory; errors carry code INVALID_ARGUMENT.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bindings/errors.h"
 #include "bindings/registry.h"
+#include "kernels/kernels.h"
+#include "kernels/reference.h"
+#include "runtime/thread_pool.h"
+
 namespace ts {
-void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& msg) { throw EngineError("INVALID_ARGUMENT", msg); }
+
+int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
+  if (info.Length() <= i || !info[i].IsNumber()) bad(std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v == std::floor(v)) || v < static_cast<double>(lo) || v > static_cast<double>(hi))
+    bad(std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int64_t>(v);
 }
+
+std::string string_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsString()) bad(std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+template <typename T>
+Napi::TypedArrayOf<T> array_arg(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type t) {
+  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != t)
+    bad(std::string(name) + " has the wrong type");
+  return info[i].As<Napi::TypedArrayOf<T>>();
+}
+
+// "scalar" | "avx2" | "avx512" | "neon", plus "avx512-novnni" (the AVX-512
+// path without VNNI instructions, for testing on a VNNI machine).
+Kernels kernels_arg(const Napi::CallbackInfo& info, size_t i) {
+  std::string name = string_arg(info, i, "path");
+  const bool no_vnni = name == "avx512-novnni";
+  if (no_vnni) name = "avx512";
+  Kernels k = make_kernels(select_cpu_path(name));
+  if (no_vnni) k.vnni = false;
+  return k;
+}
+
+uint32_t computable_type_arg(const Napi::CallbackInfo& info, size_t i) {
+  const uint32_t type = static_cast<uint32_t>(int_arg(info, i, "type", 0, GGML_TYPE_COUNT - 1));
+  if (!ggml_type_traits(type).computable)
+    bad(std::string("no kernels for type ") + ggml_type_traits(type).name);
+  return type;
+}
+
+// 64-byte aligned scratch owned by a binding call.
+struct AlignedBuffer {
+  explicit AlignedBuffer(size_t n) : p(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64 + 64))) {
+    if (!p) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(p); }
+  uint8_t* p;
+};
+
+struct MatmulArgs {
+  Kernels k;
+  WeightMatrix w;
+  Napi::Float32Array x;
+  int64_t batch;
+};
+
+// (type, path, weightBytes, rows, cols, x, batch) shared by matmul and benchMatmul.
+MatmulArgs matmul_args(const Napi::CallbackInfo& info) {
+  MatmulArgs a{};
+  a.w.type = computable_type_arg(info, 0);
+  a.k = kernels_arg(info, 1);
+  auto bytes = array_arg<uint8_t>(info, 2, "weightBytes", napi_uint8_array);
+  a.w.rows = int_arg(info, 3, "rows", 1, 1 << 24);
+  a.w.cols = int_arg(info, 4, "cols", 1, 1 << 24);
+  a.x = array_arg<float>(info, 5, "x", napi_float32_array);
+  a.batch = int_arg(info, 6, "batch", 1, 1 << 16);
+  a.w.row_bytes = ggml_row_size(a.w.type, a.w.cols);
+  if (a.w.row_bytes == 0) bad("cols must be a multiple of the type's block size");
+  if (bytes.ByteLength() != a.w.row_bytes * static_cast<size_t>(a.w.rows))
+    bad("weightBytes must hold exactly rows * row size bytes (" +
+        std::to_string(a.w.row_bytes * static_cast<size_t>(a.w.rows)) + ")");
+  if (a.x.ElementLength() != static_cast<size_t>(a.batch * a.w.cols)) bad("x must hold batch * cols floats");
+  a.w.data = bytes.Data();
+  return a;
+}
+
+Napi::Value CpuFeaturesJs(const Napi::CallbackInfo& info) {
+  const CpuFeatures& f = cpu_features();
+  Napi::Object o = Napi::Object::New(info.Env());
+  const std::pair<const char*, bool> flags[] = {
+      {"avx2", f.avx2},         {"fma", f.fma},           {"f16c", f.f16c},         {"avx512f", f.avx512f},
+      {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl}, {"avx512dq", f.avx512dq}, {"avx512vnni", f.avx512vnni},
+      {"avxVnni", f.avx_vnni},  {"neon", f.neon},         {"neonDotprod", f.neon_dotprod}};
+  for (const auto& [name, on] : flags) o.Set(name, Napi::Boolean::New(info.Env(), on));
+  return o;
+}
+
+Napi::Value SupportedPaths(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env());
+  uint32_t n = 0;
+  for (CpuPath p : {CpuPath::Scalar, CpuPath::Avx2, CpuPath::Avx512, CpuPath::Neon})
+    if (cpu_path_supported(p)) a.Set(n++, Napi::String::New(info.Env(), cpu_path_name(p)));
+  return a;
+}
+
+Napi::Value TypeInfo(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    const GgmlTypeTraits& t = ggml_type_traits(static_cast<uint32_t>(int_arg(info, 0, "type", 0, 1 << 30)));
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("name", t.name);
+    o.Set("blockSize", Napi::Number::New(info.Env(), static_cast<double>(t.block_size)));
+    o.Set("typeSize", Napi::Number::New(info.Env(), static_cast<double>(t.type_size)));
+    o.Set("computable", t.computable);
+    return o;
+  });
+}
+
+// dequantizeRow(type, path, bytes, n) -> Float32Array(n)
+Napi::Value DequantizeRow(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const uint32_t type = computable_type_arg(info, 0);
+    const Kernels k = kernels_arg(info, 1);
+    auto bytes = array_arg<uint8_t>(info, 2, "bytes", napi_uint8_array);
+    const int64_t n = int_arg(info, 3, "n", 0, 1 << 28);
+    const size_t need = ggml_row_size(type, n);
+    if (n > 0 && need == 0) bad("n must be a multiple of the type's block size");
+    if (bytes.ByteLength() != need) bad("bytes must hold exactly one row of n elements (" + std::to_string(need) + ")");
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(n));
+    k.dequantize_row(type, bytes.Data(), out.Data(), n);
+    return out;
+  });
+}
+
+// matmul(type, path, weightBytes, rows, cols, x, batch, threads) -> Float32Array(batch * rows)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    MatmulArgs a = matmul_args(info);
+    const int threads = static_cast<int>(int_arg(info, 7, "threads", 1, 256));
+    AlignedBuffer scratch(matmul_scratch_bytes(a.w.cols, a.batch));
+    Napi::Float32Array y = Napi::Float32Array::New(info.Env(), static_cast<size_t>(a.batch * a.w.rows));
+    ThreadPool pool(threads);
+    a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.Data(), a.w.rows, scratch.p);
+    return y;
+  });
+}
+
+// benchMatmul(type, path, weightBytes, rows, cols, x, batch, threads, iterations) -> best seconds per call
+Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    MatmulArgs a = matmul_args(info);
+    const int threads = static_cast<int>(int_arg(info, 7, "threads", 1, 256));
+    const int iterations = static_cast<int>(int_arg(info, 8, "iterations", 1, 1 << 20));
+    AlignedBuffer scratch(matmul_scratch_bytes(a.w.cols, a.batch));
+    std::vector<float> y(static_cast<size_t>(a.batch * a.w.rows) + 16);
+    ThreadPool pool(threads);
+    a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.data(), a.w.rows, scratch.p);  // warm-up
+    double best = 1e30;
+    for (int i = 0; i < iterations; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.data(), a.w.rows, scratch.p);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return Napi::Number::New(info.Env(), best);
+  });
+}
+
+// referenceMatmul(type, weightBytes, rows, cols, x, batch) -> Float64Array(batch * rows)
+Napi::Value ReferenceMatmul(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const uint32_t type = computable_type_arg(info, 0);
+    auto bytes = array_arg<uint8_t>(info, 1, "weightBytes", napi_uint8_array);
+    const int64_t rows = int_arg(info, 2, "rows", 1, 1 << 24);
+    const int64_t cols = int_arg(info, 3, "cols", 1, 1 << 24);
+    auto x = array_arg<float>(info, 4, "x", napi_float32_array);
+    const int64_t batch = int_arg(info, 5, "batch", 1, 1 << 16);
+    const size_t row_bytes = ggml_row_size(type, cols);
+    if (row_bytes == 0) bad("cols must be a multiple of the type's block size");
+    if (bytes.ByteLength() != row_bytes * static_cast<size_t>(rows)) bad("weightBytes must hold rows * row size bytes");
+    if (x.ElementLength() != static_cast<size_t>(batch * cols)) bad("x must hold batch * cols floats");
+    Napi::Float64Array y = Napi::Float64Array::New(info.Env(), static_cast<size_t>(batch * rows));
+    reference_matmul(type, bytes.Data(), rows, cols, x.Data(), batch, y.Data());
+    return y;
+  });
+}
+
+// quantizeRowQ8_0(path, x) / quantizeRowQ8K(path, x) -> Uint8Array of ggml blocks
+template <bool kQ8K>
+Napi::Value QuantizeRow(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const Kernels k = kernels_arg(info, 0);
+    auto x = array_arg<float>(info, 1, "x", napi_float32_array);
+    const int64_t n = static_cast<int64_t>(x.ElementLength());
+    const uint32_t type = kQ8K ? GGML_Q8_K : GGML_Q8_0;
+    const size_t bytes = ggml_row_size(type, n);
+    if (bytes == 0 && n > 0) bad("x length must be a multiple of the block size");
+    AlignedBuffer tmp(bytes + 64);
+    if (kQ8K)
+      quantize_row_q8_K(k, x.Data(), tmp.p, n);
+    else
+      quantize_row_q8_0(k, x.Data(), tmp.p, n);
+    Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), bytes);
+    if (bytes) std::memcpy(out.Data(), tmp.p, bytes);
+    return out;
+  });
+}
+
+// fp32ToFp16(path, Float32Array) -> Uint16Array
+Napi::Value Fp32ToFp16(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const Kernels k = kernels_arg(info, 0);
+    auto x = array_arg<float>(info, 1, "x", napi_float32_array);
+    Napi::Uint16Array out = Napi::Uint16Array::New(info.Env(), x.ElementLength());
+    fp32_to_fp16_row(k, x.Data(), out.Data(), static_cast<int64_t>(x.ElementLength()));
+    return out;
+  });
+}
+
+// readBandwidth(bytes, threads) -> GB/s
+Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const int64_t bytes = int_arg(info, 0, "bytes", 1 << 20, int64_t{1} << 34);
+    const int threads = static_cast<int>(int_arg(info, 1, "threads", 1, 256));
+    ThreadPool pool(threads);
+    return Napi::Number::New(info.Env(), measure_read_bandwidth(pool, static_cast<size_t>(bytes)));
+  });
+}
+
+// threadPoolRun(threads, taskCounts: Int32Array, repeats, pauseMicros) -> Int32Array
+// For each entry n of taskCounts, runs parallel_for(n) `repeats` times on one
+// pool (sleeping pauseMicros between runs, so workers also get woken from
+// sleep) and counts how often each task index ran. Returns, per entry, the
+// number of (task, run) pairs that did not run exactly once — all zeros when
+// the pool is correct — followed by the largest thread index seen.
+Napi::Value ThreadPoolRun(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const int threads = static_cast<int>(int_arg(info, 0, "threads", 1, 256));
+    auto sizes = array_arg<int32_t>(info, 1, "taskCounts", napi_int32_array);
+    const int repeats = static_cast<int>(int_arg(info, 2, "repeats", 1, 1 << 20));
+    const int64_t pause_us = int_arg(info, 3, "pauseMicros", 0, 1000000);
+    Napi::Int32Array out = Napi::Int32Array::New(info.Env(), sizes.ElementLength() + 1);
+    std::vector<int32_t> size_list(sizes.Data(), sizes.Data() + sizes.ElementLength());
+    std::vector<int32_t> errors(size_list.size(), 0);
+    int max_thread = 0;
+    {
+      ThreadPool pool(threads);
+      for (size_t s = 0; s < size_list.size(); ++s) {
+        const int n = size_list[s];
+        if (n < 0 || n > (1 << 22)) bad("task counts must be in [0, 2^22]");
+        std::unique_ptr<std::atomic<int>[]> hits(new std::atomic<int>[static_cast<size_t>(n) + 1]);
+        std::atomic<int> seen_thread{0};
+        for (int r = 0; r < repeats; ++r) {
+          for (int t = 0; t < n; ++t) hits[t].store(0, std::memory_order_relaxed);
+          auto fn = [&](int task, int thread) {
+            hits[task].fetch_add(1, std::memory_order_relaxed);
+            int prev = seen_thread.load(std::memory_order_relaxed);
+            while (thread > prev && !seen_thread.compare_exchange_weak(prev, thread)) {
+            }
+          };
+          pool.parallel_for(n, fn);
+          for (int t = 0; t < n; ++t) errors[s] += hits[t].load(std::memory_order_relaxed) != 1;
+          if (pause_us) std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
+        }
+        max_thread = std::max(max_thread, seen_thread.load());
+      }
+    }  // the pool is destroyed here, right after its last job
+    for (size_t s = 0; s < errors.size(); ++s) out[s] = errors[s];
+    out[errors.size()] = max_thread;
+    return out;
+  });
+}
+
+}  // namespace
+
+void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
+  Napi::Object k = Napi::Object::New(env);
+  k.Set("cpuFeatures", Napi::Function::New(env, CpuFeaturesJs));
+  k.Set("supportedPaths", Napi::Function::New(env, SupportedPaths));
+  k.Set("bestPath", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::String::New(info.Env(), cpu_path_name(select_cpu_path("")));
+        }));
+  k.Set("physicalCores", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+          return Napi::Number::New(info.Env(), physical_core_count());
+        }));
+  k.Set("typeInfo", Napi::Function::New(env, TypeInfo));
+  k.Set("dequantizeRow", Napi::Function::New(env, DequantizeRow));
+  k.Set("matmul", Napi::Function::New(env, Matmul));
+  k.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
+  k.Set("referenceMatmul", Napi::Function::New(env, ReferenceMatmul));
+  k.Set("quantizeRowQ8_0", Napi::Function::New(env, QuantizeRow<false>));
+  k.Set("quantizeRowQ8K", Napi::Function::New(env, QuantizeRow<true>));
+  k.Set("fp32ToFp16", Napi::Function::New(env, Fp32ToFp16));
+  k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
+  k.Set("threadPoolRun", Napi::Function::New(env, ThreadPoolRun));
+  exports.Set("kernels", k);
+}
+
+}  // namespace ts

@@ -26,6 +26,8 @@ const CpuFeatures& cpu_features();
 // or empty = auto; the TOKENSTREAM_CPU env var is read by the caller) picks
 // another. Throws EngineError("INVALID_ARGUMENT") for an unknown or unsupported path.
 CpuPath select_cpu_path(const std::string& override_name);
+// Whether this CPU can run `p`.
+bool cpu_path_supported(CpuPath p);
 
 // A weight matrix in place in the mapping: `rows` output features, each a
 // contiguous row of `cols` input features stored as `type`.
@@ -42,6 +44,9 @@ size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch);
 
 struct Kernels {
   CpuPath path = CpuPath::Scalar;
+  // AVX-512 path only: use VNNI dot instructions (set by make_kernels from the
+  // CPU; tests clear it to exercise the maddubs variant).
+  bool vnni = false;
 
   // dst[0..n) = dequantized src row (n a multiple of the type's block size).
   void dequantize_row(uint32_t type, const void* src, float* dst, int64_t n) const;
@@ -59,5 +64,10 @@ struct Kernels {
 
 // The table for a path (throws if the CPU lacks it).
 Kernels make_kernels(CpuPath path);
+
+// Streaming-read bandwidth of this machine in GB/s (10^9 bytes/s): `bytes`
+// are allocated and touched once, then read with SIMD loads split over the
+// pool; the best of several passes is reported. For benchmarks.
+double measure_read_bandwidth(ThreadPool& pool, size_t bytes);
 
 }  // namespace ts

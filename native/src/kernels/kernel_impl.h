@@ -1,0 +1,87 @@
+// Internal plumbing shared by the kernel files (not part of the engine
+// interface). Each weight-type family file exposes one function that returns
+// its TypeKernels for a CPU path; dispatch.cpp builds the table from them.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace ts {
+namespace kimpl {
+
+// What a weight type's dot products consume on the activation side.
+enum class ActFormat : uint8_t { F32, Q8_0, Q8_K };
+
+// Bytes one activation row of `cols` elements occupies in scratch (a multiple
+// of 64 so rows never share a cache line). For F32 this is the caller's
+// stride: cols * 4 (F32 rows are read straight from X, not copied).
+size_t act_row_bytes(ActFormat f, int64_t cols);
+
+struct RowsArgs {
+  const uint8_t* w;      // weight row 0
+  size_t w_row_bytes;
+  int64_t cols;
+  const uint8_t* act;    // activation row 0 (f32 or quantized blocks)
+  size_t act_row_bytes;
+  int64_t batch;
+  float* y;
+  int64_t y_stride;
+};
+
+using QuantizeRowFn = void (*)(const float* x, void* dst, int64_t n);
+using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
+// y[b * y_stride + r] for r in [r0, r1), b in [0, batch).
+using RowsFn = void (*)(const RowsArgs& a, int64_t r0, int64_t r1);
+
+struct TypeKernels {
+  ActFormat act = ActFormat::F32;
+  QuantizeRowFn quantize = nullptr;  // activation quantizer; null for F32
+  DequantizeRowFn dequantize = nullptr;
+  RowsFn rows = nullptr;
+};
+
+// Variant selector within a path (AVX-512 with or without VNNI).
+struct PathVariant {
+  CpuPath path;
+  bool vnni;
+};
+
+TypeKernels f32_kernels(PathVariant v);
+TypeKernels f16_kernels(PathVariant v);
+TypeKernels bf16_kernels(PathVariant v);
+TypeKernels q8_0_kernels(PathVariant v);
+TypeKernels q4_0_kernels(PathVariant v);
+TypeKernels q4_k_kernels(PathVariant v);
+TypeKernels q6_k_kernels(PathVariant v);
+
+// Activation quantizers (quantize.cpp). Every path's variant gives the same
+// bytes as the scalar one: d = amax / 127 (q8_0, stored as fp16), ggml's
+// q8_K with iscale = -127 / max and bsums; rounding is to nearest even.
+QuantizeRowFn quantize_q8_0_fn(CpuPath path);
+QuantizeRowFn quantize_q8_K_fn(CpuPath path);
+void quantize_row_q8_0_scalar(const float* x, void* dst, int64_t n);
+void quantize_row_q8_K_scalar(const float* x, void* dst, int64_t n);
+
+// f32 -> fp16 rows (f32_f16.cpp): scalar bit manipulation or F16C.
+using Fp16RowFn = void (*)(const float* x, uint16_t* dst, int64_t n);
+Fp16RowFn fp32_to_fp16_fn(CpuPath path);
+
+// Row-times-batch driver from a single-dot function: for each tile of batch
+// rows, walk the task's weight rows, so each weight row is fetched from
+// memory once and re-read from cache for the other batch tiles.
+template <float (*Dot)(const uint8_t* w, const uint8_t* act, int64_t cols)>
+void rows_by_dot(const RowsArgs& a, int64_t r0, int64_t r1) {
+  constexpr int64_t kBatchTile = 8;
+  for (int64_t b0 = 0; b0 < a.batch; b0 += kBatchTile) {
+    const int64_t b1 = a.batch < b0 + kBatchTile ? a.batch : b0 + kBatchTile;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* wr = a.w + static_cast<size_t>(r) * a.w_row_bytes;
+      for (int64_t b = b0; b < b1; ++b)
+        a.y[b * a.y_stride + r] = Dot(wr, a.act + static_cast<size_t>(b) * a.act_row_bytes, a.cols);
+    }
+  }
+}
+
+}  // namespace kimpl
+}  // namespace ts

@@ -1,0 +1,113 @@
+// Typed view of the addon's kernel surface (native/src/bindings/kernel_binding.cpp),
+// used by tests and benchmarks. The model itself calls the kernels natively.
+import { loadAddon } from './addon';
+import type { CpuPathName } from './types';
+
+/** ggml tensor type ids of the types the engine computes with. */
+export const GgmlType = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q8_0: 8,
+  Q4_K: 12,
+  Q6_K: 14,
+  Q8_K: 15,
+  BF16: 30,
+} as const;
+
+export interface CpuFeatures {
+  avx2: boolean;
+  fma: boolean;
+  f16c: boolean;
+  avx512f: boolean;
+  avx512bw: boolean;
+  avx512vl: boolean;
+  avx512dq: boolean;
+  avx512vnni: boolean;
+  avxVnni: boolean;
+  neon: boolean;
+  neonDotprod: boolean;
+}
+
+export interface GgmlTypeInfo {
+  name: string;
+  /** elements per block (1 for float types; 0 for ids ggml does not define) */
+  blockSize: number;
+  /** bytes per block */
+  typeSize: number;
+  /** the engine has kernels for it */
+  computable: boolean;
+}
+
+/**
+ * A kernel path name: a CpuPathName, or 'avx512-novnni' (the AVX-512 path
+ * with VNNI instructions turned off, to test that variant on a VNNI CPU).
+ * Unknown or unsupported names throw an Error with code INVALID_ARGUMENT.
+ */
+export type KernelPathName = CpuPathName | 'avx512-novnni';
+
+export interface KernelsAddon {
+  cpuFeatures(): CpuFeatures;
+  /** the path the engine picks by default */
+  bestPath(): CpuPathName;
+  /** every path this CPU can run, 'scalar' first */
+  supportedPaths(): CpuPathName[];
+  /** physical cores available to this process (SMT siblings once) */
+  physicalCores(): number;
+  typeInfo(type: number): GgmlTypeInfo;
+  /** one row of n elements (bytes = exactly one row) to f32 */
+  dequantizeRow(type: number, path: KernelPathName, bytes: Uint8Array, n: number): Float32Array;
+  /**
+   * y[b * rows + r] = sum_k W[r][k] x[b * cols + k], W given as rows * rowSize bytes of `type`;
+   * activations are quantized to Q8_0 / Q8_K for the quantized types, as ggml does.
+   */
+  matmul(
+    type: number,
+    path: KernelPathName,
+    weightBytes: Uint8Array,
+    rows: number,
+    cols: number,
+    x: Float32Array,
+    batch: number,
+    threads: number,
+  ): Float32Array;
+  /** best wall time in seconds of one matmul call over `iterations` calls (pool and scratch made once) */
+  benchMatmul(
+    type: number,
+    path: KernelPathName,
+    weightBytes: Uint8Array,
+    rows: number,
+    cols: number,
+    x: Float32Array,
+    batch: number,
+    threads: number,
+    iterations: number,
+  ): number;
+  /** matmul in double from the scalar dequantization, activations put through the same 8-bit quantization */
+  referenceMatmul(
+    type: number,
+    weightBytes: Uint8Array,
+    rows: number,
+    cols: number,
+    x: Float32Array,
+    batch: number,
+  ): Float64Array;
+  /** ggml block_q8_0 bytes (34 per 32 values) as the path's matmul quantizes activations */
+  quantizeRowQ8_0(path: KernelPathName, x: Float32Array): Uint8Array;
+  /** ggml block_q8_K bytes (292 per 256 values: f32 d, 256 int8, 16 int16 bsums) */
+  quantizeRowQ8K(path: KernelPathName, x: Float32Array): Uint8Array;
+  /** f32 -> IEEE half bits with the path's conversion (round to nearest even) */
+  fp32ToFp16(path: KernelPathName, x: Float32Array): Uint16Array;
+  /** streaming-read bandwidth in GB/s over a buffer of `bytes` with `threads` threads */
+  readBandwidth(bytes: number, threads: number): number;
+  /**
+   * Runs parallel_for(n) `repeats` times for each n in taskCounts on one pool of
+   * `threads` threads; returns per n the count of (task, run) pairs that did not
+   * run exactly once, then the highest thread index seen.
+   */
+  threadPoolRun(threads: number, taskCounts: Int32Array, repeats: number, pauseMicros: number): Int32Array;
+}
+
+export function kernels(): KernelsAddon {
+  return loadAddon().kernels as KernelsAddon;
+}
