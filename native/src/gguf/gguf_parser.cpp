@@ -274,10 +274,12 @@ class GgufParser {
         Fail("misaligned tensor offset " + std::to_string(t.offset) + " (alignment " +
                  std::to_string(f_.alignment_) + ")",
              offset_at);
-      const uint64_t row_bytes = static_cast<uint64_t>(t.ne[0] / traits.block_size) * traits.type_size;
+      const uint64_t row_blocks = static_cast<uint64_t>(t.ne[0] / traits.block_size);
       const uint64_t rows = static_cast<uint64_t>(elements / t.ne[0]);
-      if (row_bytes > std::numeric_limits<uint64_t>::max() / rows)
+      if (row_blocks > std::numeric_limits<uint64_t>::max() / traits.type_size ||
+          row_blocks * traits.type_size > std::numeric_limits<uint64_t>::max() / rows)
         Fail("tensor byte size overflows 64 bits", dims_at);
+      const uint64_t row_bytes = row_blocks * traits.type_size;
       t.nbytes = row_bytes * rows;
       f_.tensor_index_.emplace(t.name, f_.tensors_.size());
       f_.tensors_.push_back(std::move(t));
