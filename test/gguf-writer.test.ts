@@ -3,9 +3,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { loadAddon } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
 import { f16ToF32, f32ToBf16, f32ToF16, randomTensorSource, tensorSeed } from '../server/src/engine/gguf-random';
-import { GgmlTypeName, GgufWriter, tensorBytes, TensorSource } from '../server/src/engine/gguf-writer';
+import { GGML_TYPES, GgmlTypeName, GgufWriter, tensorBytes, TensorSource } from '../server/src/engine/gguf-writer';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gguf-writer-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -289,6 +290,17 @@ describe('random tensor data', () => {
       expect(Buffer.from(other).equals(Buffer.from(a))).toBe(false);
     });
   }
+  test("the engine's scalar dequantizer reads the random blocks as the reference decoder does", () => {
+    const kernels = loadAddon().kernels;
+    for (const [type] of cases) {
+      const bytes = collect(randomTensorSource(type, [512], { seed: 3, std: 0.1 }));
+      const engine = kernels.dequantizeRow(GGML_TYPES[type].id, 'scalar', bytes, 512) as Float32Array;
+      const ref = dequantize(type, bytes);
+      let worst = 0;
+      for (let i = 0; i < 512; i++) worst = Math.max(worst, Math.abs(engine[i] - ref[i]));
+      expect([type, worst < 1e-6]).toEqual([type, true]); // float32 rounding only
+    }
+  });
   test('float types take a mean (norm weights near 1)', () => {
     const { mean, std } = stats(dequantize('f32', collect(randomTensorSource('f32', [4096], { seed: 1, std: 0.1, mean: 1 }))));
     expect(mean).toBeCloseTo(1, 2);
