@@ -80,7 +80,7 @@ describe('Prometheus endpoint', () => {
         }));
         const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
         expect(res.status).toBe(200);
-        expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+        expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
         const expo = parsePrometheusText(await res.text());
         const family = (name: string) => name.replace(/\./g, '_');
         expect(expo.types.get(family(sc.METRIC_SERVER_TIME_TO_FIRST_TOKEN))).toBe('histogram');

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 
 export const DEFAULT_METRICS_PORT = 9464;
+export const PROMETHEUS_TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface MetricsServer {
   readonly port: number;
@@ -25,6 +26,13 @@ export function serveMetrics(
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
     } else if (path === '/metrics') {
+      // The exporter answers "text/plain"; Prometheus 3 wants the format's version
+      // spelled out (it refuses a scrape whose type it cannot determine).
+      const setHeader = res.setHeader.bind(res);
+      res.setHeader = (name: string, value: number | string | readonly string[]) =>
+        name.toLowerCase() === 'content-type' && value === 'text/plain'
+          ? setHeader(name, PROMETHEUS_TEXT_CONTENT_TYPE)
+          : setHeader(name, value);
       exporter.getMetricsRequestHandler(req, res);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('tokenstream metrics: GET /metrics\n');

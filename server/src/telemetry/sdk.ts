@@ -36,10 +36,14 @@ import { ConsoleMetricExporter, PeriodicExportingMetricReader } from '@opentelem
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { resetClientTelemetry } from './client-trace';
 import { resetServerTelemetry } from './server-telemetry';
+import { list, metricExportersRequested, tracingRequested } from './env-config';
+import type { TelemetryRole } from './env-config';
 import { readPackageVersion } from './version';
 
-export type TelemetryRole = 'server' | 'client';
+export { metricExportersRequested, tracingRequested };
+export type { TelemetryRole };
 
 export interface TelemetryOptions {
   role: TelemetryRole;
@@ -90,41 +94,6 @@ function detectorsFromEnv(env: NodeJS.ProcessEnv): ResourceDetector[] {
 /** The running telemetry, if startTelemetry() was called. */
 export function activeTelemetry(): TelemetryHandle | undefined {
   return active;
-}
-
-function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
-  const raw = env[name]?.trim();
-  if (!raw) return undefined;
-  return raw
-    .split(',')
-    .map((s) => s.trim().toLowerCase())
-    .filter((s) => s.length > 0);
-}
-
-function truthy(value: string | undefined): boolean {
-  return value !== undefined && /^(true|1|yes|on)$/i.test(value.trim());
-}
-
-/** Whether the environment asks for traces to be exported (see the header comment). */
-export function tracingRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (truthy(env.OTEL_SDK_DISABLED)) return false;
-  const exporters = list(env, 'OTEL_TRACES_EXPORTER');
-  if (exporters) return !(exporters.length === 1 && exporters[0] === 'none');
-  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
-}
-
-/** Metric exporters the environment asks for, for this role. */
-export function metricExportersRequested(role: TelemetryRole, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (truthy(env.OTEL_SDK_DISABLED)) return [];
-  const asked = list(env, 'OTEL_METRICS_EXPORTER');
-  let names: string[];
-  if (asked) names = asked.includes('none') ? [] : asked;
-  else {
-    names = role === 'server' ? ['prometheus'] : [];
-    if (env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT?.trim()) names.push('otlp');
-  }
-  // Only a server has a metrics port to scrape.
-  return [...new Set(names)].filter((n) => role === 'server' || n !== 'prometheus');
 }
 
 // sdk-node builds its OTLP metric exporter (protocol from OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL,
@@ -226,7 +195,9 @@ export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
     textMapPropagator: options.textMapPropagator,
   });
   sdk.start();
-  resetServerTelemetry(); // instruments must come from the providers just registered
+  // instruments must come from the providers just registered
+  resetServerTelemetry();
+  resetClientTelemetry();
   let stopped: Promise<void> | undefined;
   const handle: TelemetryHandle = {
     role: options.role,
@@ -247,6 +218,7 @@ export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
           context.disable();
           if (active === handle) active = undefined;
           resetServerTelemetry();
+          resetClientTelemetry();
         });
       }
       return stopped;
