@@ -7,6 +7,8 @@ Commands:
   info        print a model's configuration, tensor types and CPU kernel path
   run         generate tokens locally, without a server
   make-model  write a random-weight llama/qwen2 GGUF model (tests, benchmarks)
+  tokenize    print the token ids of a text (any GGUF file's tokenizer)
+  detokenize  print the text of token ids
   help        this text
 
 Run 'tokenstream <command> --help' for a command's options.
@@ -36,3 +38,5 @@ export async function main(argv: string[]): Promise<number> {
 
 // Subcommands: one line each, loaded only when run.
 registerCommand('make-model', async () => (await import('./make-model')).command);
+registerCommand('tokenize', async () => (await import('./tokenize')).tokenizeCommand);
+registerCommand('detokenize', async () => (await import('./tokenize')).detokenizeCommand);

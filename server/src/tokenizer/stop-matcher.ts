@@ -1,7 +1,8 @@
 // Stop strings on streamed text. Text that could be the start of a stop string is
-// held back until the next pieces show it is not; when a stop string is complete,
-// the text before it is released and the stream is over (the stop string itself and
-// anything after it are dropped). The earliest stop string in the text wins.
+// held back until the next pieces show it is not; the first push() that completes a
+// stop string ends the stream: the text before it is released, the stop string and
+// anything after it are dropped. When one push completes several, the one that starts
+// first wins (llama.cpp's server makes the same check after each token).
 
 export interface StopResult {
   /** text that is final and can be sent */
