@@ -7,12 +7,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/kernel_impl.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
+#include "kernels/simd.h"
 
 namespace ts {
 namespace kimpl {
@@ -47,10 +42,144 @@ float dot_q4_0_scalar(const uint8_t* w, const uint8_t* act, int64_t cols) {
   return sum;
 }
 
+
+// ---------------------------------------------------------------- AVX2
+
+#if defined(__x86_64__)
+
+// The 32 4-bit values of a block in element order (0..15), as unsigned bytes.
+TS_AVX2 inline __m256i unpack_q4_0_avx2(const uint8_t* qs) {
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
+}
+
+// sum (q - 8) * y over the block as 8 x int32: q * y - 8 * y, both via maddubs.
+TS_AVX2 inline __m256i dot_q4_0_block_avx2(const uint8_t* qs, const int8_t* ys) {
+  const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ys));
+  const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(unpack_q4_0_avx2(qs), y),
+                                     _mm256_maddubs_epi16(_mm256_set1_epi8(8), y));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+TS_AVX2 float dot_q4_0_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w);
+  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+  const int64_t nb = cols / QK4_0;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m256i p0 = dot_q4_0_block_avx2(x[i].qs, y[i].qs);
+    const __m256i p1 = dot_q4_0_block_avx2(x[i + 1].qs, y[i + 1].qs);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d)), acc1);
+  }
+  for (; i < nb; ++i) {
+    const __m256i p0 = dot_q4_0_block_avx2(x[i].qs, y[i].qs);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
+  }
+  return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+}
+
+TS_AVX2 void dequantize_q4_0_avx2(const void* src, float* dst, int64_t n) {
+  const block_q4_0* x = static_cast<const block_q4_0*>(src);
+  for (int64_t i = 0; i < n / QK4_0; ++i, dst += QK4_0) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[i].d));
+    const __m256i q = _mm256_sub_epi8(unpack_q4_0_avx2(x[i].qs), _mm256_set1_epi8(8));
+    for (int j = 0; j < 4; ++j) {
+      const __m128i part = j < 2 ? _mm256_castsi256_si128(q) : _mm256_extracti128_si256(q, 1);
+      const __m256i q32 = _mm256_cvtepi8_epi32(j % 2 ? _mm_srli_si128(part, 8) : part);
+      _mm256_storeu_ps(dst + 8 * j, _mm256_mul_ps(_mm256_cvtepi32_ps(q32), d));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AVX-512
+
+template <bool kVnni>
+TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(acc, u, s);
+  } else {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+  }
+}
+
+// Two blocks at a time: [A, B] 4-bit bytes -> [A lo, A hi, B lo, B hi] = the
+// 64 values in element order, next to the two Q8_0 activation blocks.
+template <bool kVnni>
+TS_AVX512_VNNI float dot_q4_0_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w);
+  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+  const int64_t nb = cols / QK4_0;
+  const __m512i low4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m256i ab = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i + 1].qs)), 1);
+    __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
+    q = _mm512_and_si512(_mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(3, 1, 2, 0)), low4);
+    const __m512i qy = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i + 1].qs)), 1);
+    const __m512i p = _mm512_sub_epi32(dpbusd<kVnni>(_mm512_setzero_si512(), q, qy),
+                                       dpbusd<kVnni>(_mm512_setzero_si512(), eight, qy));
+    const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d))),
+                                        _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d)), 1);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+  }
+  float sum = hsum_f32x16(acc);
+  if (i < nb) sum += dot_q4_0_avx2(reinterpret_cast<const uint8_t*>(x + i), reinterpret_cast<const uint8_t*>(y + i), QK4_0);
+  return sum;
+}
+
+#endif  // __x86_64__
+
+// ---------------------------------------------------------------- NEON
+
+#if defined(__aarch64__)
+
+inline int32x4_t dot_i8x16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+  const int16x8_t hi = vmull_high_s8(a, b);
+  return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
+#endif
+}
+
+float dot_q4_0_neon(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w);
+  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  const int8x16_t eight = vdupq_n_s8(8);
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  for (int64_t i = 0; i < cols / QK4_0; ++i) {
+    const uint8x16_t b = vld1q_u8(x[i].qs);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, low4)), eight);
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), eight);
+    int32x4_t p = dot_i8x16(vdupq_n_s32(0), lo, vld1q_s8(y[i].qs));
+    p = dot_i8x16(p, hi, vld1q_s8(y[i].qs + 16));
+    acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+  }
+  return vaddvq_f32(acc);
+}
+
+#endif  // __aarch64__
+
 }  // namespace
 
 TypeKernels q4_0_kernels(PathVariant v) {
   TypeKernels k{ActFormat::Q8_0, quantize_q8_0_fn(v.path), dequantize_q4_0_scalar, rows_by_dot<dot_q4_0_scalar>};
+#if defined(__x86_64__)
+  if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q4_0_avx2;
+  if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q4_0_avx2>;
+  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_dot<dot_q4_0_avx512<true>> : rows_by_dot<dot_q4_0_avx512<false>>;
+#elif defined(__aarch64__)
+  if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q4_0_neon>;
+#endif
   return k;
 }
 

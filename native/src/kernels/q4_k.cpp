@@ -9,12 +9,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/kernel_impl.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
+#include "kernels/simd.h"
 
 namespace ts {
 namespace kimpl {
@@ -77,10 +72,191 @@ float dot_q4_k_scalar(const uint8_t* w, const uint8_t* act, int64_t cols) {
   return sum;
 }
 
+
+// The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a super-block, all
+// unpacked at once (same values as scale_min_k4 for j = 0..7).
+inline void unpack_scales_mins_k4(const uint8_t* packed, uint8_t* out16) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t u[3], o[4];
+  std::memcpy(u, packed, 12);
+  o[0] = u[0] & kLow6;                                  // scales 0..3
+  o[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);  // scales 4..7
+  o[2] = u[1] & kLow6;                                  // mins 0..3
+  o[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // mins 4..7
+  std::memcpy(out16, o, 16);
+}
+
+// sum_j min_j * (bsums[2j] + bsums[2j + 1]): the mins' share of the dot.
+inline int q4_k_mins_dot(const uint8_t* mins, const int16_t* bsums) {
+  int s = 0;
+  for (int j = 0; j < 8; ++j) s += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+  return s;
+}
+
+// ---------------------------------------------------------------- AVX2
+
+#if defined(__x86_64__)
+
+TS_AVX2 float dot_q4_k_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q4_K* x = reinterpret_cast<const block_q4_K*>(w);
+  const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act);
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 acc_m = _mm_setzero_ps();
+  for (int64_t i = 0; i < cols / QK_K; ++i) {
+    const float d = y[i].d * _cvtsh_ss(x[i].d);
+    const float dmin = y[i].d * _cvtsh_ss(x[i].dmin);
+    alignas(16) uint8_t sm[16];
+    unpack_scales_mins_k4(x[i].scales, sm);
+
+    // mins: 8 x int16 mins times the 8 pair sums of bsums
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums));
+    const __m128i pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)));
+    acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair_sums)), acc_m);
+
+    __m256i sumi = _mm256_setzero_si256();
+    const uint8_t* q4 = x[i].qs;
+    const int8_t* q8 = y[i].qs;
+    for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4));
+      const __m256i lo = _mm256_and_si256(bits, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4);
+      __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8)));
+      __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32)));
+      p_lo = _mm256_madd_epi16(_mm256_set1_epi16(sm[2 * j]), p_lo);
+      p_hi = _mm256_madd_epi16(_mm256_set1_epi16(sm[2 * j + 1]), p_hi);
+      sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_lo, p_hi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return hsum_f32x8(acc) - _mm_cvtss_f32(m);
+}
+
+TS_AVX2 void dequantize_q4_k_avx2(const void* src, float* dst, int64_t n) {
+  const block_q4_K* x = static_cast<const block_q4_K*>(src);
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    const float d = _cvtsh_ss(x[i].d);
+    const float min = _cvtsh_ss(x[i].dmin);
+    alignas(16) uint8_t sm[16];
+    unpack_scales_mins_k4(x[i].scales, sm);
+    const uint8_t* q = x[i].qs;
+    float* y = dst + i * QK_K;
+    for (int g = 0; g < 4; ++g, q += 32, y += 64) {
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dv = _mm256_set1_ps(d * sm[2 * g + h]), mv = _mm256_set1_ps(min * sm[8 + 2 * g + h]);
+        for (int l = 0; l < 32; l += 8) {
+          __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + l));
+          b = h ? _mm_and_si128(_mm_srli_epi16(b, 4), _mm_set1_epi8(0x0f)) : _mm_and_si128(b, _mm_set1_epi8(0x0f));
+          const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b));
+          _mm256_storeu_ps(y + 32 * h + l, _mm256_sub_ps(_mm256_mul_ps(dv, v), mv));
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AVX-512
+
+// acc += pairwise int16 products of a and b, summed into int32 lanes.
+template <bool kVnni>
+TS_AVX512_VNNI inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
+  if constexpr (kVnni) {
+    return _mm512_dpwssd_epi32(acc, a, b);
+  } else {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+  }
+}
+
+// One 64-value group per register: [low nibbles = sub-block 2j, high nibbles =
+// sub-block 2j + 1] lines up with 64 contiguous activation bytes.
+template <bool kVnni>
+TS_AVX512_VNNI float dot_q4_k_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q4_K* x = reinterpret_cast<const block_q4_K*>(w);
+  const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act);
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512 acc = _mm512_setzero_ps();
+  float mins_sum = 0.0f;
+  for (int64_t i = 0; i < cols / QK_K; ++i) {
+    const float d = y[i].d * _cvtsh_ss(x[i].d);
+    const float dmin = y[i].d * _cvtsh_ss(x[i].dmin);
+    alignas(16) uint8_t sm[16];
+    unpack_scales_mins_k4(x[i].scales, sm);
+    mins_sum += dmin * static_cast<float>(q4_k_mins_dot(sm + 8, y[i].bsums));
+
+    __m512i sumi = _mm512_setzero_si512();
+    const uint8_t* q4 = x[i].qs;
+    const int8_t* q8 = y[i].qs;
+    for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4));
+      const __m512i q = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1), low4);
+      const __m512i p = _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8));
+      const __m512i sc = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(sm[2 * j])),
+                                            _mm256_set1_epi16(sm[2 * j + 1]), 1);
+      sumi = dpwssd<kVnni>(sumi, p, sc);
+    }
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+  }
+  return hsum_f32x16(acc) - mins_sum;
+}
+
+#endif  // __x86_64__
+
+// ---------------------------------------------------------------- NEON
+
+#if defined(__aarch64__)
+
+inline int32x4_t dot_i8x16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+  const int16x8_t hi = vmull_high_s8(a, b);
+  return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
+#endif
+}
+
+float dot_q4_k_neon(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q4_K* x = reinterpret_cast<const block_q4_K*>(w);
+  const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act);
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < cols / QK_K; ++i) {
+    uint8_t sm[16];
+    unpack_scales_mins_k4(x[i].scales, sm);
+    const uint8_t* q4 = x[i].qs;
+    const int8_t* q8 = y[i].qs;
+    int sumi = 0;
+    for (int j = 0; j < 4; ++j, q4 += 32, q8 += 64) {
+      const uint8x16_t b0 = vld1q_u8(q4), b1 = vld1q_u8(q4 + 16);
+      int32x4_t lo = dot_i8x16(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(b0, low4)), vld1q_s8(q8));
+      lo = dot_i8x16(lo, vreinterpretq_s8_u8(vandq_u8(b1, low4)), vld1q_s8(q8 + 16));
+      int32x4_t hi = dot_i8x16(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(b0, 4)), vld1q_s8(q8 + 32));
+      hi = dot_i8x16(hi, vreinterpretq_s8_u8(vshrq_n_u8(b1, 4)), vld1q_s8(q8 + 48));
+      sumi += sm[2 * j] * vaddvq_s32(lo) + sm[2 * j + 1] * vaddvq_s32(hi);
+    }
+    const int summ = q4_k_mins_dot(sm + 8, y[i].bsums);
+    sum += fp16_to_fp32(x[i].d) * y[i].d * static_cast<float>(sumi) -
+           fp16_to_fp32(x[i].dmin) * y[i].d * static_cast<float>(summ);
+  }
+  return sum;
+}
+
+#endif  // __aarch64__
+
 }  // namespace
 
 TypeKernels q4_k_kernels(PathVariant v) {
   TypeKernels k{ActFormat::Q8_K, quantize_q8_K_fn(v.path), dequantize_q4_k_scalar, rows_by_dot<dot_q4_k_scalar>};
+#if defined(__x86_64__)
+  if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q4_k_avx2;
+  if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q4_k_avx2>;
+  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_dot<dot_q4_k_avx512<true>> : rows_by_dot<dot_q4_k_avx512<false>>;
+#elif defined(__aarch64__)
+  if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q4_k_neon>;
+#endif
   return k;
 }
 

@@ -5,12 +5,7 @@
 
 #include "kernels/fp16.h"
 #include "kernels/kernel_impl.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
+#include "kernels/simd.h"
 
 namespace ts {
 namespace kimpl {
@@ -39,10 +34,137 @@ float dot_q8_0_scalar(const uint8_t* w, const uint8_t* act, int64_t cols) {
   return sum;
 }
 
+
+// ---------------------------------------------------------------- AVX2
+
+#if defined(__x86_64__)
+
+// sum over 4-byte groups of w * y (w any int8, y in [-127, 127]) as 8 x int32:
+// |w| times y with w's sign, through maddubs (no saturation: 128 * 127 * 2 < 2^15).
+TS_AVX2 inline __m256i dot_i8_avx2(__m256i w, __m256i y) {
+  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(y, w));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+TS_AVX2 float dot_q8_0_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w);
+  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+  const int64_t nb = cols / QK8_0;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m256i p0 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs)));
+    const __m256i p1 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i + 1].qs)),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i + 1].qs)));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d)), acc1);
+  }
+  for (; i < nb; ++i) {
+    const __m256i p0 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs)));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
+  }
+  return hsum_f32x8(_mm256_add_ps(acc0, acc1));
+}
+
+TS_AVX2 void dequantize_q8_0_avx2(const void* src, float* dst, int64_t n) {
+  const block_q8_0* x = static_cast<const block_q8_0*>(src);
+  for (int64_t i = 0; i < n / QK8_0; ++i, dst += QK8_0) {
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[i].d));
+    for (int j = 0; j < QK8_0; j += 8) {
+      const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x[i].qs + j)));
+      _mm256_storeu_ps(dst + j, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- AVX-512
+
+// Two blocks' 32 bytes side by side in one register.
+TS_AVX512_VNNI inline __m512i load_2x32(const int8_t* a, const int8_t* b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), 1);
+}
+
+template <bool kVnni>
+TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(acc, u, s);
+  } else {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+  }
+}
+
+// Lanes 0..7 of the scale vector get a, lanes 8..15 get b.
+TS_AVX512_VNNI inline __m512 scale_2x8(float a, float b) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
+}
+
+template <bool kVnni>
+TS_AVX512_VNNI float dot_q8_0_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w);
+  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+  const int64_t nb = cols / QK8_0;
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m512i qx = load_2x32(x[i].qs, x[i + 1].qs);
+    const __m512i qy = load_2x32(y[i].qs, y[i + 1].qs);
+    // |w| times y with w's sign (u8 x s8 form)
+    const __m512i sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), _mm512_setzero_si512(), qy);
+    const __m512i p = dpbusd<kVnni>(_mm512_setzero_si512(), _mm512_abs_epi8(qx), sy);
+    const __m512 d = scale_2x8(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d), _cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+  }
+  float sum = hsum_f32x16(acc);
+  if (i < nb) sum += dot_q8_0_avx2(reinterpret_cast<const uint8_t*>(x + i), reinterpret_cast<const uint8_t*>(y + i), QK8_0);
+  return sum;
+}
+
+#endif  // __x86_64__
+
+// ---------------------------------------------------------------- NEON
+
+#if defined(__aarch64__)
+
+// Dot of 16 int8 pairs, 4 int32 partial sums.
+inline int32x4_t dot_i8x16(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, a, b);
+#else
+  const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+  const int16x8_t hi = vmull_high_s8(a, b);
+  return vaddq_s32(acc, vaddq_s32(vpaddlq_s16(lo), vpaddlq_s16(hi)));
+#endif
+}
+
+float dot_q8_0_neon(const uint8_t* w, const uint8_t* act, int64_t cols) {
+  const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w);
+  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  for (int64_t i = 0; i < cols / QK8_0; ++i) {
+    int32x4_t p = vdupq_n_s32(0);
+    p = dot_i8x16(p, vld1q_s8(x[i].qs), vld1q_s8(y[i].qs));
+    p = dot_i8x16(p, vld1q_s8(x[i].qs + 16), vld1q_s8(y[i].qs + 16));
+    acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
+  }
+  return vaddvq_f32(acc);
+}
+
+#endif  // __aarch64__
+
 }  // namespace
 
 TypeKernels q8_0_kernels(PathVariant v) {
   TypeKernels k{ActFormat::Q8_0, quantize_q8_0_fn(v.path), dequantize_q8_0_scalar, rows_by_dot<dot_q8_0_scalar>};
+#if defined(__x86_64__)
+  if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q8_0_avx2;
+  if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q8_0_avx2>;
+  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_dot<dot_q8_0_avx512<true>> : rows_by_dot<dot_q8_0_avx512<false>>;
+#elif defined(__aarch64__)
+  if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q8_0_neon>;
+#endif
   return k;
 }
 
