@@ -121,8 +121,12 @@ describe('tokens found by their text', () => {
     expect(t.encode('x<|im_end|>', { parseSpecial: true })).toEqual([...t.encode('x'), 50254]);
   });
 
-  test('tokenizer.ggml.eot_token_id is an end of generation', () => {
-    const t = Tokenizer.fromMetadata(metadataWith('llama-spm', { 'tokenizer.ggml.eot_token_id': 13 }));
+  test('tokenizer.ggml.eot_token_id is an end of generation; padding id read', () => {
+    const t = Tokenizer.fromMetadata(
+      metadataWith('llama-spm', { 'tokenizer.ggml.eot_token_id': 13, 'tokenizer.ggml.padding_token_id': 0 }),
+    );
+    expect(t.pad).toBe(0);
+    expect(tokenizerFor('llama-spm').pad).toBe(null);
     expect(t.eot).toBe(13);
     expect(t.isEndOfGeneration(13)).toBe(true);
   });
@@ -157,7 +161,11 @@ describe('errors', () => {
   test('a missing pre-tokenizer falls back to llama.cpp\'s "default"', () => {
     const t = Tokenizer.fromMetadata(metadataWith('gpt-2', { 'tokenizer.ggml.pre': undefined }));
     expect(t.pre).toBe('');
-    expect(t.encode('x=12345!').length).toBeGreaterThan(0);
+    expect(t.warnings.join('\n')).toMatch(/no tokenizer.ggml.pre: using llama.cpp's 'default'/);
+    expect(tokenizerFor('gpt-2').warnings).toEqual([]);
+    // the default regexes cut "=" and "!" and digits by three before BPE
+    const words = ['x', '=', '123', '45', '!'];
+    expect(t.encode('x=12345!')).toEqual(words.flatMap((w) => tokenizerFor('gpt-2').encode(w)));
   });
 
   test('no vocabulary: TOKENIZER_INVALID', () => {

@@ -13,7 +13,8 @@ import { PreTokenizer } from './pretokenizer';
 import { BYTE_TO_CODEPOINT, utf8EncodeInto } from './unicode';
 import type { Vocab } from './vocab';
 
-const CACHE_LIMIT = 1 << 16;
+const CACHE_LIMIT = 1 << 16; // entries; the cache is dropped when full
+const CACHEABLE = 64; // UTF-16 units: longer pieces rarely come again
 
 export class BpeTokenizer {
   private readonly vocabSize: number;
@@ -78,7 +79,7 @@ export class BpeTokenizer {
       if (ids === undefined) {
         ids = this.encodeWord(word);
         if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-        this.cache.set(word, ids);
+        if (word.length <= CACHEABLE) this.cache.set(word, ids);
       }
       for (let i = 0; i < ids.length; i++) output.push(ids[i]);
     }

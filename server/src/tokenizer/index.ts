@@ -47,6 +47,8 @@ export class Tokenizer {
   readonly model: string;
   /** tokenizer.ggml.pre ('' when the file has none) */
   readonly pre: string;
+  /** what llama.cpp would warn about on load (e.g. no tokenizer.ggml.pre): for the log */
+  readonly warnings: readonly string[];
 
   private readonly spm: SpmTokenizer | null;
   private readonly bpe: BpeTokenizer | null;
@@ -61,6 +63,7 @@ export class Tokenizer {
     this.addEos = vocab.addEos;
     this.model = vocab.model;
     this.pre = vocab.pre;
+    this.warnings = vocab.warnings;
     this.spm = vocab.type === 'spm' ? new SpmTokenizer(vocab) : null;
     this.bpe = vocab.type === 'bpe' ? new BpeTokenizer(vocab) : null;
     this.special = new SpecialTokenSplitter(vocab);
@@ -80,6 +83,11 @@ export class Tokenizer {
   /** End-of-turn token (tokenizer.ggml.eot_token_id, or found by name), if any. */
   get eot(): number | null {
     return this.vocab.eot;
+  }
+
+  /** Padding token (tokenizer.ggml.padding_token_id), if any. */
+  get pad(): number | null {
+    return this.vocab.pad;
   }
 
   /** The text of a token as the vocabulary stores it (e.g. "▁Hello", "<|im_end|>"). */

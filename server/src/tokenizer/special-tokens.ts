@@ -21,6 +21,8 @@ export class SpecialTokenSplitter {
   /** special tokens whose text is one UTF-16 unit, by that unit */
   private readonly byUnit = new Map<number, number[]>();
   private readonly order: Map<number, number>;
+  /** 1 at the first UTF-16 unit of some special token: a quick filter for the scan */
+  private readonly firstUnit = new Uint8Array(0x10000);
   private readonly hasAlwaysMatched: boolean;
 
   constructor(vocab: Vocab) {
@@ -30,6 +32,7 @@ export class SpecialTokenSplitter {
     let always = false;
     for (const id of vocab.specialTokens) {
       const t = vocab.tokens[id];
+      this.firstUnit[t.charCodeAt(0)] = 1;
       const map = t.length >= 2 ? this.byPrefix : this.byUnit;
       const key = t.length >= 2 ? t.charCodeAt(0) * 65536 + t.charCodeAt(1) : t.charCodeAt(0);
       const list = map.get(key);
@@ -85,6 +88,7 @@ export class SpecialTokenSplitter {
     const n = text.length;
     for (let i = 0; i < n; i++) {
       const c0 = text.charCodeAt(i);
+      if (this.firstUnit[c0] === 0) continue;
       const single = this.byUnit.get(c0);
       if (single) for (const id of single) found.add(id);
       if (i + 1 < n) {

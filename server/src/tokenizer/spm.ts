@@ -17,7 +17,8 @@ import { TokenizerError } from './errors';
 import type { Vocab } from './vocab';
 
 const SPACE_MARK = 0x2581; // ▁
-const CACHE_LIMIT = 1 << 16;
+const CACHE_LIMIT = 1 << 16; // entries; the cache is dropped when full
+const CACHEABLE = 64; // UTF-16 units: longer pieces rarely come again
 
 export class SpmTokenizer {
   private readonly vocabSize: number;
@@ -121,7 +122,7 @@ export class SpmTokenizer {
     if (ids === undefined) {
       ids = this.merge(key);
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-      this.cache.set(key, ids);
+      if (key.length <= CACHEABLE) this.cache.set(key, ids);
     }
     for (let i = 0; i < ids.length; i++) output.push(ids[i]);
   }

@@ -72,6 +72,8 @@ export interface Vocab {
   specialTokens: number[];
   chatTemplate: string | null;
   name: string;
+  /** what llama.cpp would warn about when loading this vocabulary */
+  warnings: string[];
 }
 
 // ---- metadata accessors: tolerant of how the reader represents numbers ----
@@ -142,6 +144,7 @@ export function vocabFromMetadata(gguf: GgufMetadata): Vocab {
     throw new TokenizerError('TOKENIZER_INVALID', `${gguf.path}: no tokenizer.ggml.model in the metadata`);
   }
   const pre = str(meta, 'tokenizer.ggml.pre') ?? '';
+  const warnings: string[] = [];
 
   let type: VocabType;
   let bos: number | null;
@@ -173,6 +176,9 @@ export function vocabFromMetadata(gguf: GgufMetadata): Vocab {
       throw new TokenizerError('TOKENIZER_INVALID', `${gguf.path}: gpt2 tokenizer without tokenizer.ggml.merges`);
     }
     preTokenizer = resolvePreTokenizer(pre);
+    if (pre === '') {
+      warnings.push("no tokenizer.ggml.pre: using llama.cpp's 'default' pre-tokenizer (the model's own may differ)");
+    }
     addSpacePrefix = false;
     cleanSpaces = preTokenizer.cleanSpaces;
     ignoreMerges = preTokenizer.ignoreMerges;
@@ -210,6 +216,7 @@ export function vocabFromMetadata(gguf: GgufMetadata): Vocab {
     // llama.cpp refuses duplicates; keep the first so a vocabulary whose invalid
     // UTF-8 texts became the same string still loads
     if (!tokenToId.has(text)) tokenToId.set(text, i);
+    else warnings.push(`token ${i} repeats the text of token ${tokenToId.get(text)}: ${JSON.stringify(text)}`);
     if (rawScores) scores[i] = rawScores[i];
     attrs[i] = rawTypes ? attrFromType(rawTypes[i]) : ATTR.NORMAL;
   }
@@ -219,6 +226,7 @@ export function vocabFromMetadata(gguf: GgufMetadata): Vocab {
     let id = def !== null && def >= n ? null : def;
     const v = num(meta[key]);
     if (v !== undefined && Number.isInteger(v) && v >= 0 && v < n) id = v;
+    else if (v !== undefined) warnings.push(`${key} = ${v} is outside the vocabulary, using ${id}`);
     return id;
   };
   bos = specialId('tokenizer.ggml.bos_token_id', bos);
@@ -367,5 +375,6 @@ export function vocabFromMetadata(gguf: GgufMetadata): Vocab {
     specialTokens,
     chatTemplate: str(meta, 'tokenizer.chat_template') ?? null,
     name,
+    warnings,
   };
 }
