@@ -1,0 +1,265 @@
+#include "model/attention_kernels.h"
+
+#include "model/fp16.h"
+
+#include <cmath>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace ts {
+
+namespace {
+
+// ---- scalar reference ----
+float DotF16Scalar(const float* q, const uint16_t* k, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += q[i] * HalfToFloat(k[i]);
+  return s;
+}
+float DotF32Scalar(const float* q, const float* k, int n) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += q[i] * k[i];
+  return s;
+}
+void AxpyF16Scalar(float* y, float a, const uint16_t* v, int n) {
+  for (int i = 0; i < n; ++i) y[i] += a * HalfToFloat(v[i]);
+}
+void AxpyF32Scalar(float* y, float a, const float* v, int n) {
+  for (int i = 0; i < n; ++i) y[i] += a * v[i];
+}
+void F32ToF16Scalar(const float* x, uint16_t* y, int n) {
+  for (int i = 0; i < n; ++i) y[i] = FloatToHalf(x[i]);
+}
+void ScaleF16Scalar(uint16_t* y, float s, int n) {
+  for (int i = 0; i < n; ++i) y[i] = FloatToHalf(HalfToFloat(y[i]) * s);
+}
+void MadF16Scalar(uint16_t* y, const uint16_t* v, float s, int n) {
+  for (int i = 0; i < n; ++i) y[i] = FloatToHalf(std::fma(HalfToFloat(v[i]), s, HalfToFloat(y[i])));
+}
+
+#if defined(__x86_64__)
+// ---- AVX2 + FMA + F16C ----
+__attribute__((target("avx2,fma,f16c"))) float HsumAvx2(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+__attribute__((target("avx2,fma,f16c"))) float DotF16Avx2(const float* q, const uint16_t* k, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i)));
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, acc);
+  }
+  float s = HsumAvx2(acc);
+  for (; i < n; ++i) s += q[i] * HalfToFloat(k[i]);
+  return s;
+}
+__attribute__((target("avx2,fma,f16c"))) float DotF32Avx2(const float* q, const float* k, int n) {
+  __m256 acc = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), acc);
+  float s = HsumAvx2(acc);
+  for (; i < n; ++i) s += q[i] * k[i];
+  return s;
+}
+__attribute__((target("avx2,fma,f16c"))) void AxpyF16Avx2(float* y, float a, const uint16_t* v, int n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, vv, _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * HalfToFloat(v[i]);
+}
+__attribute__((target("avx2,fma,f16c"))) void AxpyF32Avx2(float* y, float a, const float* v, int n) {
+  const __m256 av = _mm256_set1_ps(a);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(v + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * v[i];
+}
+__attribute__((target("avx2,fma,f16c"))) void F32ToF16Avx2(const float* x, uint16_t* y, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = FloatToHalf(x[i]);
+}
+__attribute__((target("avx2,fma,f16c"))) void ScaleF16Avx2(uint16_t* y, float s, int n) {
+  const __m256 sv = _mm256_set1_ps(s);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_mul_ps(a, sv), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = FloatToHalf(HalfToFloat(y[i]) * s);
+}
+__attribute__((target("avx2,fma,f16c"))) void MadF16Avx2(uint16_t* y, const uint16_t* v, float s, int n) {
+  const __m256 sv = _mm256_set1_ps(s);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i)));
+    __m256 b = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_fmadd_ps(b, sv, a), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = FloatToHalf(std::fma(HalfToFloat(v[i]), s, HalfToFloat(y[i])));
+}
+
+// ---- AVX-512 ----
+// GCC 12 flags _mm512_cvtph_ps's internal undefined register as uninitialised.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define TS_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+TS_AVX512 float DotF16Avx512(const float* q, const uint16_t* k, int n) {
+  __m512 acc = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + i)));
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), kv, acc);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), kv, acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+TS_AVX512 float DotF32Avx512(const float* q, const float* k, int n) {
+  __m512 acc = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(k + i), acc);
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, k + i), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+TS_AVX512 void AxpyF16Avx512(float* y, float a, const uint16_t* v, int n) {
+  const __m512 av = _mm512_set1_ps(a);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, vv, _mm512_loadu_ps(y + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 vv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i));
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, vv, _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+TS_AVX512 void AxpyF32Avx512(float* y, float a, const float* v, int n) {
+  const __m512 av = _mm512_set1_ps(a);
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(v + i), _mm512_loadu_ps(y + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+TS_AVX512 void ScaleF16Avx512(uint16_t* y, float s, int n) {
+  const __m512 sv = _mm512_set1_ps(s);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtps_ph(_mm512_mul_ps(a, sv), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 a = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i));
+    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_mul_ps(a, sv), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+TS_AVX512 void MadF16Avx512(uint16_t* y, const uint16_t* v, float s, int n) {
+  const __m512 sv = _mm512_set1_ps(s);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 a = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + i)));
+    __m512 b = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + i)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtps_ph(_mm512_fmadd_ps(b, sv, a), _MM_FROUND_TO_NEAREST_INT));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 a = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i));
+    __m512 b = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i));
+    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_fmadd_ps(b, sv, a), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+#undef TS_AVX512
+#pragma GCC diagnostic pop
+#endif  // __x86_64__
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+float DotF32Neon(const float* q, const float* k, int n) {
+  float32x4_t acc = vdupq_n_f32(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) acc = vfmaq_f32(acc, vld1q_f32(q + i), vld1q_f32(k + i));
+  float s = vaddvq_f32(acc);
+  for (; i < n; ++i) s += q[i] * k[i];
+  return s;
+}
+float DotF16Neon(const float* q, const uint16_t* k, int n) {
+  float32x4_t acc = vdupq_n_f32(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    acc = vfmaq_f32(acc, vld1q_f32(q + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(k + i))));
+  float s = vaddvq_f32(acc);
+  for (; i < n; ++i) s += q[i] * HalfToFloat(k[i]);
+  return s;
+}
+void AxpyF16Neon(float* y, float a, const uint16_t* v, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(v + i))), a));
+  for (; i < n; ++i) y[i] += a * HalfToFloat(v[i]);
+}
+void AxpyF32Neon(float* y, float a, const float* v, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(v + i), a));
+  for (; i < n; ++i) y[i] += a * v[i];
+}
+void MadF16Neon(uint16_t* y, const uint16_t* v, float s, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t a = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(y + i)));
+    float32x4_t b = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(v + i)));
+    vst1_u16(y + i, vreinterpret_u16_f16(vcvt_f16_f32(vfmaq_n_f32(a, b, s))));
+  }
+  for (; i < n; ++i) y[i] = FloatToHalf(std::fma(HalfToFloat(v[i]), s, HalfToFloat(y[i])));
+}
+#endif
+
+const AttentionKernels kScalar{DotF16Scalar, DotF32Scalar, AxpyF16Scalar, AxpyF32Scalar, F32ToF16Scalar,
+                               ScaleF16Scalar, MadF16Scalar};
+#if defined(__x86_64__)
+const AttentionKernels kAvx2{DotF16Avx2, DotF32Avx2, AxpyF16Avx2, AxpyF32Avx2, F32ToF16Avx2, ScaleF16Avx2, MadF16Avx2};
+const AttentionKernels kAvx512{DotF16Avx512, DotF32Avx512, AxpyF16Avx512, AxpyF32Avx512, F32ToF16Avx2,
+                               ScaleF16Avx512, MadF16Avx512};
+#endif
+#if defined(__aarch64__)
+const AttentionKernels kNeon{DotF16Neon, DotF32Neon, AxpyF16Neon, AxpyF32Neon, F32ToF16Scalar, ScaleF16Scalar, MadF16Neon};
+#endif
+
+}  // namespace
+
+const AttentionKernels& attention_kernels(CpuPath path) {
+  switch (path) {
+#if defined(__x86_64__)
+    case CpuPath::Avx2: return kAvx2;
+    case CpuPath::Avx512: return kAvx512;
+#endif
+#if defined(__aarch64__)
+    case CpuPath::Neon: return kNeon;
+#endif
+    default: return kScalar;
+  }
+}
+
+}  // namespace ts

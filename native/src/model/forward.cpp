@@ -1,0 +1,216 @@
+// The forward pass of a batch: one pass over the weights for all entries
+// (prompt chunks and decode tokens of many sequences mixed). Follows llama.cpp's
+// arithmetic (RMSNorm sums in double, RoPE angles by repeated multiplication,
+// softmax in f32 with a double sum) so logits agree closely with it.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "model/fp16.h"
+#include "model/session.h"
+
+namespace ts {
+
+namespace {
+
+// y = x / rms(x) * w, for one row of n.
+void RmsNorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float mean = static_cast<float>(sum / static_cast<double>(n));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+void AddBias(float* y, const float* bias, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) y[r * n + i] += bias[i];
+}
+
+// Rotates the first rope_dim dimensions of each of n_heads heads of one row.
+void ApplyRope(float* row, const float* cs, int64_t n_heads, int64_t head_dim, int64_t rope_dim, RopeType type) {
+  const int64_t half = rope_dim / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = row + h * head_dim;
+    for (int64_t j = 0; j < half; ++j) {
+      const float c = cs[2 * j], s = cs[2 * j + 1];
+      float* a = type == RopeType::Normal ? v + 2 * j : v + j;
+      float* b = type == RopeType::Normal ? v + 2 * j + 1 : v + j + half;
+      const float x0 = *a, x1 = *b;
+      *a = x0 * c - x1 * s;
+      *b = x0 * s + x1 * c;
+    }
+  }
+}
+
+float Silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+// cos/sin of every rotated pair for each entry's position, shared by all layers.
+void Session::ComputeRope(const BatchView& b) {
+  const ModelConfig& c = model_->config();
+  const float* ff = model_->weights().rope_freqs;
+  const float theta_scale = std::pow(c.rope_base, -2.0f / static_cast<float>(c.rope_dim));
+  float* out = rope_.as<float>();
+  for (int i = 0; i < b.n; ++i) {
+    float* cs = out + static_cast<size_t>(i) * c.rope_dim;
+    float theta = static_cast<float>(b.pos[i]);
+    for (int64_t j = 0; j < c.rope_dim / 2; ++j) {
+      const float t = c.rope_freq_scale * (ff ? theta / ff[j] : theta);
+      cs[2 * j] = std::cos(t);
+      cs[2 * j + 1] = std::sin(t);
+      theta *= theta_scale;
+    }
+  }
+}
+
+// Causal attention of each (entry, head) over its own sequence's cached
+// positions [0, pos], in parallel on the pool. One pass with an online softmax,
+// as llama.cpp's CPU flash attention computes it: with an F16 cache the query
+// is rounded to half and the weighted value sum is kept in half precision
+// (bit-level agreement with llama.cpp matters: on quantized models one
+// rounding difference in an activation changes later logits by ~0.05).
+void Session::Attention(int layer, const BatchView& b) {
+  const ModelConfig& c = model_->config();
+  const int hd = static_cast<int>(c.head_dim);
+  const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  const int64_t group = c.n_head / c.n_head_kv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool f16 = kv_.type() == KvType::F16;
+  const AttentionKernels& ak = attn_kernels_;
+  const float* q_all = q_.as<float>();
+  float* out_all = attn_.as<float>();
+  const size_t stride = attn_scratch_stride_;
+  auto task = [&](int t, int thread) {
+    const int e = t / static_cast<int>(c.n_head);
+    const int64_t h = t % c.n_head;
+    const int64_t g = h / group;
+    const float* q = q_all + e * q_dim + h * hd;
+    float* out = out_all + e * q_dim + h * hd;
+    float* tmp = attn_scratch_.as<float>() + static_cast<size_t>(thread) * stride;  // [hd] f32
+    uint16_t* acc16 = reinterpret_cast<uint16_t*>(tmp + hd);                        // [hd] f16
+    const int n_pos = b.pos[e] + 1;
+    const size_t base = kv_.Offset(layer, b.seq[e], 0) + g * hd;
+    float S = 0.0f, M = -std::numeric_limits<float>::infinity();
+    if (f16) {
+      ak.f32_to_f16(q, acc16, hd);  // the query, rounded to half, then widened back
+      for (int i = 0; i < hd; ++i) tmp[i] = HalfToFloat(acc16[i]);
+      std::fill(acc16, acc16 + hd, static_cast<uint16_t>(0));
+      for (int p = 0; p < n_pos; ++p) {
+        const size_t off = base + static_cast<size_t>(p) * kv_dim;
+        const float s = ak.dot_f16(tmp, kv_.k16(off), hd) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > M) {
+          const float m_old = M;
+          M = s;
+          ms = std::exp(m_old - M);
+          ak.scale_f16(acc16, ms, hd);
+        } else {
+          vs = std::exp(s - M);
+        }
+        ak.mad_f16(acc16, kv_.v16(off), vs, hd);
+        S = S * ms + vs;
+      }
+      const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+      for (int i = 0; i < hd; ++i) out[i] = HalfToFloat(acc16[i]) * inv;
+    } else {
+      std::fill(tmp, tmp + hd, 0.0f);
+      for (int p = 0; p < n_pos; ++p) {
+        const size_t off = base + static_cast<size_t>(p) * kv_dim;
+        const float s = ak.dot_f32(q, kv_.k32(off), hd) * scale;
+        float ms = 1.0f, vs = 1.0f;
+        if (s > M) {
+          const float m_old = M;
+          M = s;
+          ms = std::exp(m_old - M);
+          for (int i = 0; i < hd; ++i) tmp[i] *= ms;
+        } else {
+          vs = std::exp(s - M);
+        }
+        ak.axpy_f32(tmp, vs, kv_.v32(off), hd);
+        S = S * ms + vs;
+      }
+      const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+      for (int i = 0; i < hd; ++i) out[i] = tmp[i] * inv;
+    }
+  };
+  pool_->parallel_for(b.n * static_cast<int>(c.n_head), task);
+}
+
+void Session::Forward(const BatchView& b) {
+  const ModelConfig& c = model_->config();
+  const ModelWeights& w = model_->weights();
+  const int n = b.n;
+  const int64_t E = c.n_embd, q_dim = c.q_dim(), kv_dim = c.kv_dim(), n_ff = c.n_ff;
+  float* x = x_.as<float>();
+  float* xb = xb_.as<float>();
+  float* proj = proj_.as<float>();
+  float* q = q_.as<float>();
+  float* k = k_.as<float>();
+  float* v = v_.as<float>();
+  float* gate = gate_.as<float>();
+  float* up = up_.as<float>();
+  void* scratch = matmul_scratch_.data();
+  ThreadPool& pool = *pool_;
+
+  // Token embeddings: dequantized rows of token_embd.
+  for (int i = 0; i < n; ++i) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.token_embd.data) + w.token_embd.row_bytes * b.token[i];
+    kernels_.dequantize_row(w.token_embd.type, row, x + i * E, E);
+  }
+  ComputeRope(b);
+  const float* rope = rope_.as<float>();
+
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = w.layers[l];
+
+    // Attention block: norm, Q/K/V for the whole batch, RoPE, cache, attend.
+    for (int i = 0; i < n; ++i) RmsNorm(x + i * E, L.attn_norm, xb + i * E, E, c.rms_eps);
+    kernels_.matmul(pool, L.wq, xb, n, q, q_dim, scratch);
+    kernels_.matmul(pool, L.wk, xb, n, k, kv_dim, scratch);
+    kernels_.matmul(pool, L.wv, xb, n, v, kv_dim, scratch);
+    if (L.bq) AddBias(q, L.bq, n, q_dim);
+    if (L.bk) AddBias(k, L.bk, n, kv_dim);
+    if (L.bv) AddBias(v, L.bv, n, kv_dim);
+    for (int i = 0; i < n; ++i) {
+      const float* cs = rope + static_cast<size_t>(i) * c.rope_dim;
+      ApplyRope(q + i * q_dim, cs, c.n_head, c.head_dim, c.rope_dim, c.rope_type);
+      ApplyRope(k + i * kv_dim, cs, c.n_head_kv, c.head_dim, c.rope_dim, c.rope_type);
+      const size_t off = kv_.Offset(l, b.seq[i], b.pos[i]);
+      if (kv_.type() == KvType::F16) {
+        attn_kernels_.f32_to_f16(k + i * kv_dim, kv_.k16(off), static_cast<int>(kv_dim));
+        attn_kernels_.f32_to_f16(v + i * kv_dim, kv_.v16(off), static_cast<int>(kv_dim));
+      } else {
+        std::copy(k + i * kv_dim, k + (i + 1) * kv_dim, kv_.k32(off));
+        std::copy(v + i * kv_dim, v + (i + 1) * kv_dim, kv_.v32(off));
+      }
+    }
+    Attention(static_cast<int>(l), b);
+    kernels_.matmul(pool, L.wo, attn_.as<float>(), n, proj, E, scratch);
+    for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
+
+    // Feed-forward block: norm, SwiGLU, down projection.
+    for (int i = 0; i < n; ++i) RmsNorm(x + i * E, L.ffn_norm, xb + i * E, E, c.rms_eps);
+    kernels_.matmul(pool, L.w_gate, xb, n, gate, n_ff, scratch);
+    kernels_.matmul(pool, L.w_up, xb, n, up, n_ff, scratch);
+    for (int64_t i = 0; i < n * n_ff; ++i) gate[i] = Silu(gate[i]) * up[i];
+    kernels_.matmul(pool, L.w_down, gate, n, proj, E, scratch);
+    for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
+  }
+
+  // Final norm and LM head, only for entries that want logits.
+  float* hidden = hidden_out_.as<float>();
+  int n_out = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!b.want_logits[i]) continue;
+    RmsNorm(x + i * E, w.output_norm, hidden + n_out * E, E, c.rms_eps);
+    out_seq_[n_out] = b.seq[i];
+    out_index_[n_out] = i;
+    ++n_out;
+  }
+  if (n_out > 0) kernels_.matmul(pool, w.output, hidden, n_out, logits_->as<float>(), c.n_vocab, scratch);
+  n_out_ = n_out;
+}
+
+}  // namespace ts
