@@ -40,8 +40,8 @@ test('the gpt-2 round trip really exercises clean-up (two cases change)', () => 
 });
 
 // llama.cpp's prompt_ids (BOS + tokenization) from ../shared/reference/llama-cpp-reference.json,
-// for model files: the tiny model's vocabulary has all scores 0 (merges go leftmost first),
-// the mini models carry the first 2048 tokens of the Llama vocabulary (much byte fallback).
+// for model files: the tiny model carries the Llama 2 vocabulary, the mini models its first
+// 2048 tokens (much byte fallback).
 describe('model files: prompt ids as llama.cpp made them (add_special = true)', () => {
   const prompts = ['Once upon a time', 'The quick brown fox jumps over the lazy dog.', 'Hello, world! 你好，世界 🦙'];
   const tiny = [
