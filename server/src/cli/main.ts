@@ -40,3 +40,5 @@ export async function main(argv: string[]): Promise<number> {
 registerCommand('make-model', async () => (await import('./make-model')).command);
 registerCommand('tokenize', async () => (await import('./tokenize')).tokenizeCommand);
 registerCommand('detokenize', async () => (await import('./tokenize')).detokenizeCommand);
+registerCommand('info', async () => (await import('./info')).command);
+registerCommand('run', async () => (await import('./run')).command);
