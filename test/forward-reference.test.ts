@@ -1,0 +1,68 @@
+// The engine's forward pass against a float64 TypeScript reference
+// (test/reference/forward64.ts) on tiny generated models: every weight type,
+// both architectures, both RoPE types, tied and untied output, RoPE frequency
+// factors and linear scaling, grouped-query attention. F32 KV cache, so the
+// only differences left are f32-vs-f64 arithmetic (and, for quantized types,
+// the rare 8-bit activation rounding that falls the other way).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Model } from '../server/src/engine/model';
+import type { CpuPathName } from '../server/src/engine/types';
+import { decodeRows, seqEntries } from './model-helpers';
+import { loadReference } from './reference/load';
+import { TinySpec, writeTinyModel } from './reference/tiny-models';
+
+const TOKENS = [1, 17, 200, 3, 99, 42, 250, 7];
+
+// Shapes: K-quants need rows of a multiple of 256.
+const BASE: Omit<TinySpec, 'arch' | 'type' | 'tied' | 'ropeBase' | 'seed'> = {
+  embd: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 256,
+};
+
+const CASES: Array<[string, TinySpec]> = [];
+for (const type of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m'] as const) {
+  CASES.push([`llama ${type} (normal RoPE, untied)`, { ...BASE, arch: 'llama', type, tied: false, ropeBase: 10000, seed: 11 }]);
+  CASES.push([`qwen2 ${type} (neox RoPE, biases, tied)`, { ...BASE, arch: 'qwen2', type, tied: true, ropeBase: 1e6, seed: 12 }]);
+}
+CASES.push(['llama q8_0 with RoPE frequency factors', { ...BASE, arch: 'llama', type: 'q8_0', tied: false, ropeBase: 500000, ropeFreqs: true, seed: 13 }]);
+CASES.push(['llama f16 with linear RoPE scaling, MHA', { ...BASE, kvHeads: 4, arch: 'llama', type: 'f16', tied: true, ropeBase: 10000, ropeScale: 4, seed: 14 }]);
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ts-ref-'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function engineLogits(file: string, cpu: CpuPathName | undefined): Float32Array[] {
+  const model = Model.load(file, cpu ? { cpu } : {});
+  const s = model.createSession({ maxSequences: 1, contextLength: 32, maxBatch: 16, maxOutputs: 16, kvType: 'f32', threads: 2 });
+  // the first half as one prompt chunk (logits for every position), then one token at a time
+  const half = TOKENS.length / 2;
+  const rows = decodeRows(s, seqEntries(0, TOKENS.slice(0, half), 0, 'all'));
+  for (let i = half; i < TOKENS.length; i++) rows.push(...decodeRows(s, seqEntries(0, [TOKENS[i]], i)));
+  s.close();
+  model.close();
+  return rows;
+}
+
+test.each(CASES)('%s matches the float64 reference', (name, spec) => {
+  // both the best kernel path and the scalar one
+  const file = writeTinyModel(dir, name.replace(/[^a-z0-9]+/gi, '-'), spec);
+  const expected = loadReference(file).forward(TOKENS);
+  for (const cpu of [undefined, 'scalar'] as const) {
+    const got = engineLogits(file, cpu);
+    expect(got).toHaveLength(TOKENS.length);
+    let worst = 0;
+    let scale = 0;
+    got.forEach((row, p) => {
+      for (let v = 0; v < row.length; v++) {
+        worst = Math.max(worst, Math.abs(row[v] - expected[p][v]));
+        scale = Math.max(scale, Math.abs(expected[p][v]));
+      }
+    });
+    expect(scale).toBeGreaterThan(0.5); // the logits are not trivially small
+    // observed: ~1e-6; a real mistake (RoPE pairing, bias, norm, GQA mapping) is off by 0.1 or more
+    expect(worst).toBeLessThan(1e-3);
+  }
+});
