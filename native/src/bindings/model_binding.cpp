@@ -127,6 +127,7 @@ Napi::Value ModelInfoFn(const Napi::CallbackInfo& info) {
     o.Set("tensorTypes", types);
     o.Set("cpuPath", cpu_path_name(m.kernels().path));
     o.Set("physicalCores", physical_core_count());
+    o.Set("instanceId", static_cast<double>(m.instance_id()));
     const GgufValue* eos = m.file().Find("tokenizer.ggml.eos_token_id");
     o.Set("eosTokenId", eos && eos->type != GgufType::STRING && eos->type != GgufType::ARRAY
                             ? Napi::Value(Napi::Number::New(env, static_cast<double>(eos->u64)))

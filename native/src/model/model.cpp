@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
 #include <mutex>
 
 #include "bindings/errors.h"
@@ -14,6 +15,7 @@ namespace ts {
 namespace {
 
 std::mutex g_registry_mutex;
+std::atomic<uint64_t> g_next_instance_id{1};
 std::map<std::string, std::weak_ptr<const Model>>& Registry() {
   static auto* registry = new std::map<std::string, std::weak_ptr<const Model>>();  // never destroyed: outlives workers
   return *registry;
@@ -28,7 +30,10 @@ std::string CanonicalPath(const std::string& path) {
 }  // namespace
 
 Model::Model(std::unique_ptr<GgufFile> file, CpuPath path)
-    : file_(std::move(file)), config_(ReadModelConfig(*file_)), kernels_(make_kernels(path)) {
+    : file_(std::move(file)),
+      config_(ReadModelConfig(*file_)),
+      kernels_(make_kernels(path)),
+      instance_id_(g_next_instance_id.fetch_add(1)) {
   weights_ = BindModelWeights(*file_, config_, kernels_);
   for (const GgufTensorInfo& t : file_->tensors()) {
     parameter_count_ += static_cast<uint64_t>(t.nelements());

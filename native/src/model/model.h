@@ -32,6 +32,8 @@ class Model {
   const Kernels& kernels() const { return kernels_; }
   uint64_t parameter_count() const { return parameter_count_; }
   const std::map<std::string, int>& tensor_type_counts() const { return tensor_type_counts_; }
+  // Process-unique id of this loaded instance (shows that workers share one).
+  uint64_t instance_id() const { return instance_id_; }
 
   Model(std::unique_ptr<GgufFile> file, CpuPath path);  // use Load()
 
@@ -42,6 +44,7 @@ class Model {
   ModelWeights weights_;
   uint64_t parameter_count_ = 0;
   std::map<std::string, int> tensor_type_counts_;
+  uint64_t instance_id_;
 };
 
 }  // namespace ts

@@ -19,6 +19,8 @@ export interface NativeModelInfo extends ModelInfo {
   ropeFreqScale: number;
   hasRopeFreqs: boolean;
   eosTokenId: number | null;
+  /** process-unique id of the native model: equal ids share one mapping (e.g. across workers) */
+  instanceId: number;
 }
 
 /** Session options the engine accepts beyond the contract. */
