@@ -20,6 +20,13 @@ size_t act_row_bytes(ActFormat f, int64_t cols) {
     case ActFormat::F32: return static_cast<size_t>(cols) * sizeof(float);
     case ActFormat::Q8_0: bytes = static_cast<size_t>((cols + QK8_0 - 1) / QK8_0) * sizeof(block_q8_0); break;
     case ActFormat::Q8_K: bytes = static_cast<size_t>((cols + QK_K - 1) / QK_K) * sizeof(block_q8_K); break;
+    case ActFormat::Q8_0N4:
+    case ActFormat::Q8_0G4: {
+      static_assert(sizeof(Q8_0N4Group) == sizeof(Q8_0G4Group), "one size for both grouped formats");
+      const int64_t nb = (cols + QK8_0 - 1) / QK8_0;
+      bytes = static_cast<size_t>(nb / 4) * sizeof(Q8_0N4Group) + static_cast<size_t>(nb % 4) * sizeof(block_q8_0);
+      break;
+    }
   }
   return (bytes + 63) & ~size_t{63};
 }
@@ -65,7 +72,8 @@ using namespace kimpl;
 size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch) {
   if (max_cols <= 0 || max_batch <= 0) return 0;
   const int64_t cols = (max_cols + QK_K - 1) / QK_K * QK_K;
-  const size_t row = std::max(act_row_bytes(ActFormat::Q8_0, cols), act_row_bytes(ActFormat::Q8_K, cols));
+  const size_t row = std::max({act_row_bytes(ActFormat::Q8_0, cols), act_row_bytes(ActFormat::Q8_K, cols),
+                               act_row_bytes(ActFormat::Q8_0N4, cols)});
   return row * static_cast<size_t>(max_batch);
 }
 
@@ -115,10 +123,13 @@ void Kernels::matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, in
     a.act = q;
   }
 
-  // Output rows in chunks of 16..64 (whole cache lines of Y), about four
-  // chunks per thread so uneven progress evens out.
+  // Output rows in chunks of 16..128 (whole cache lines of Y), about four
+  // chunks per thread so uneven progress evens out. Longer chunks keep each
+  // thread's weight stream sequential for longer (measured: a few % more
+  // GB/s at 128 than at 64 rows); 128 rows of a 4096-wide Q4_0 matrix are
+  // 288 KiB, which stays in L2 while batch tiles re-read it.
   const int64_t per_thread = (w.rows + pool.size() * 4 - 1) / (pool.size() * 4);
-  const int64_t chunk = std::min<int64_t>(64, std::max<int64_t>(16, (per_thread + 15) / 16 * 16));
+  const int64_t chunk = std::min<int64_t>(128, std::max<int64_t>(16, (per_thread + 15) / 16 * 16));
   const int64_t n_chunks = (w.rows + chunk - 1) / chunk;
   const RowsFn rows = tk.rows;
   auto run_chunk = [&](int c, int) {

@@ -11,7 +11,29 @@ namespace ts {
 namespace kimpl {
 
 // What a weight type's dot products consume on the activation side.
-enum class ActFormat : uint8_t { F32, Q8_0, Q8_K };
+// Q8_0N4 / Q8_0G4: the Q8_0 values regrouped for the AVX-512 Q4_0 / Q8_0
+// kernels (see Q8_0N4Group / Q8_0G4Group); a row is cols / 128 groups, then
+// any remaining blocks as plain block_q8_0.
+enum class ActFormat : uint8_t { F32, Q8_0, Q8_K, Q8_0N4, Q8_0G4 };
+
+// Four Q8_0 blocks k = 0..3 laid out to match four Q4_0 blocks' nibbles in
+// one 512-bit register: low nibbles hold values 0..15 of each block, high
+// nibbles values 16..31.
+struct alignas(64) Q8_0N4Group {
+  int8_t lo[64];      // block k's values 0..15 at 16k
+  int8_t hi[64];      // block k's values 16..31 at 16k
+  int32_t offset[16];  // lane 4k: -8 * (sum of block k's values), others 0 (Q4_0's "- 8")
+  float d[16];        // lanes 4k..4k+3: block k's scale (the fp16 d, widened)
+};
+static_assert(sizeof(Q8_0N4Group) == 256, "Q8_0N4Group layout");
+
+// Four Q8_0 blocks' values back to back, with their scales widened to f32
+// and repeated for the 8 int32 lanes each block's dot product fills.
+struct alignas(64) Q8_0G4Group {
+  int8_t qs[128];  // block k's values at 32k
+  float d[32];     // lanes 8k..8k+7: block k's scale
+};
+static_assert(sizeof(Q8_0G4Group) == 256, "Q8_0G4Group layout");
 
 // Bytes one activation row of `cols` elements occupies in scratch (a multiple
 // of 64 so rows never share a cache line). For F32 this is the caller's
@@ -59,6 +81,8 @@ TypeKernels q6_k_kernels(PathVariant v);
 // bytes as the scalar one: d = amax / 127 (q8_0, stored as fp16), ggml's
 // q8_K with iscale = -127 / max and bsums; rounding is to nearest even.
 QuantizeRowFn quantize_q8_0_fn(CpuPath path);
+QuantizeRowFn quantize_q8_0n4_fn(CpuPath path);
+QuantizeRowFn quantize_q8_0g4_fn(CpuPath path);
 QuantizeRowFn quantize_q8_K_fn(CpuPath path);
 void quantize_row_q8_0_scalar(const float* x, void* dst, int64_t n);
 void quantize_row_q8_K_scalar(const float* x, void* dst, int64_t n);

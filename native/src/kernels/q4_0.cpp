@@ -104,33 +104,39 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
   }
 }
 
-// Two blocks at a time: [A, B] 4-bit bytes -> [A lo, A hi, B lo, B hi] = the
-// 64 values in element order, next to the two Q8_0 activation blocks.
+// Four blocks at a time against Q8_0N4 activations: the four blocks' 16
+// nibble bytes fill one register whose low nibbles line up with group.lo and
+// high nibbles with group.hi; the "- 8" enters as the group's precomputed
+// offset, and the four fp16 scales are picked out of the blocks with one
+// word permute. Any last 1..3 blocks use plain Q8_0 activations.
 template <bool kVnni>
-TS_AVX512_VNNI float dot_q4_0_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w);
-  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+TS_AVX512_VNNI float dot_q4_0_x4_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
   const int64_t nb = cols / QK4_0;
-  const __m512i low4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
-  __m512 acc = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  // 16-bit word index of block k's d in 64 bytes from block 0: 9k (18 bytes per block)
+  const __m512i d_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
+                                           18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+  const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const __m256i ab = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i + 1].qs)), 1);
-    __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1);
-    q = _mm512_and_si512(_mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(3, 1, 2, 0)), low4);
-    const __m512i qy = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs))),
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i + 1].qs)), 1);
-    const __m512i p = _mm512_sub_epi32(dpbusd<kVnni>(_mm512_setzero_si512(), q, qy),
-                                       dpbusd<kVnni>(_mm512_setzero_si512(), eight, qy));
-    const __m512 d = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d))),
-                                        _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d)), 1);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+  for (; i + 4 <= nb; i += 4, ++g) {
+    const uint8_t* xb = w + i * sizeof(block_q4_0);
+    __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 2)));
+    q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 20)), 1);
+    q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 38)), 2);
+    q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 56)), 3);
+    __m512i p = _mm512_load_si512(g->offset);
+    p = dpbusd<kVnni>(p, _mm512_and_si512(q, low4), _mm512_load_si512(g->lo));
+    p = dpbusd<kVnni>(p, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), _mm512_load_si512(g->hi));
+    const __m512i dw = _mm512_permutexvar_epi16(d_index, _mm512_loadu_si512(xb));
+    const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), _mm512_load_ps(g->d));
+    if (i & 4)
+      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1);
+    else
+      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
   }
-  float sum = hsum_f32x16(acc);
-  if (i < nb) sum += dot_q4_0_avx2(reinterpret_cast<const uint8_t*>(x + i), reinterpret_cast<const uint8_t*>(y + i), QK4_0);
+  float sum = hsum_f32x16(_mm512_add_ps(acc0, acc1));
+  if (i < nb) sum += dot_q4_0_avx2(w + i * sizeof(block_q4_0), reinterpret_cast<const uint8_t*>(g), (nb - i) * QK4_0);
   return sum;
 }
 
@@ -176,7 +182,11 @@ TypeKernels q4_0_kernels(PathVariant v) {
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q4_0_avx2;
   if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q4_0_avx2>;
-  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_dot<dot_q4_0_avx512<true>> : rows_by_dot<dot_q4_0_avx512<false>>;
+  if (v.path == CpuPath::Avx512) {
+    k.act = ActFormat::Q8_0N4;
+    k.quantize = quantize_q8_0n4_fn(v.path);
+    k.rows = v.vnni ? rows_by_dot<dot_q4_0_x4_avx512<true>> : rows_by_dot<dot_q4_0_x4_avx512<false>>;
+  }
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q4_0_neon>;
 #endif

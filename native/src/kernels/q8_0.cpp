@@ -96,29 +96,37 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
   }
 }
 
-// Lanes 0..7 of the scale vector get a, lanes 8..15 get b.
-TS_AVX512_VNNI inline __m512 scale_2x8(float a, float b) {
-  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
-}
-
+// Four blocks at a time against Q8_0G4 activations: two registers of two
+// blocks' values, and the four fp16 scales picked out of the 136 bytes with
+// one two-source word permute, already repeated for each block's 8 lanes.
 template <bool kVnni>
-TS_AVX512_VNNI float dot_q8_0_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w);
-  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
+TS_AVX512_VNNI float dot_q8_0_g4_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
   const int64_t nb = cols / QK8_0;
-  __m512 acc = _mm512_setzero_ps();
+  // word index (in 128 bytes from block 0) of block k's d: 17k (34 bytes per block)
+  const __m512i d_index = _mm512_set_epi16(51, 51, 51, 51, 51, 51, 51, 51, 34, 34, 34, 34, 34, 34, 34, 34, 17, 17, 17,
+                                           17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+  const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const __m512i qx = load_2x32(x[i].qs, x[i + 1].qs);
-    const __m512i qy = load_2x32(y[i].qs, y[i + 1].qs);
+  for (; i + 4 <= nb; i += 4, ++g) {
+    const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w) + i;
+    const __m512i q01 = load_2x32(x[0].qs, x[1].qs);
+    const __m512i q23 = load_2x32(x[2].qs, x[3].qs);
+    const __m512i y01 = _mm512_load_si512(g->qs), y23 = _mm512_load_si512(g->qs + 64);
     // |w| times y with w's sign (u8 x s8 form)
-    const __m512i sy = _mm512_mask_sub_epi8(qy, _mm512_movepi8_mask(qx), _mm512_setzero_si512(), qy);
-    const __m512i p = dpbusd<kVnni>(_mm512_setzero_si512(), _mm512_abs_epi8(qx), sy);
-    const __m512 d = scale_2x8(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d), _cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc);
+    const __m512i p01 = dpbusd<kVnni>(_mm512_setzero_si512(), _mm512_abs_epi8(q01),
+                                      _mm512_mask_sub_epi8(y01, _mm512_movepi8_mask(q01), _mm512_setzero_si512(), y01));
+    const __m512i p23 = dpbusd<kVnni>(_mm512_setzero_si512(), _mm512_abs_epi8(q23),
+                                      _mm512_mask_sub_epi8(y23, _mm512_movepi8_mask(q23), _mm512_setzero_si512(), y23));
+    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+    const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(xb), d_index, _mm512_loadu_si512(xb + 64));
+    const __m512 d01 = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), _mm512_load_ps(g->d));
+    const __m512 d23 = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(dw, 1)), _mm512_load_ps(g->d + 16));
+    acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), d01, acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), d23, acc1);
   }
-  float sum = hsum_f32x16(acc);
-  if (i < nb) sum += dot_q8_0_avx2(reinterpret_cast<const uint8_t*>(x + i), reinterpret_cast<const uint8_t*>(y + i), QK8_0);
+  float sum = hsum_f32x16(_mm512_add_ps(acc0, acc1));
+  if (i < nb) sum += dot_q8_0_avx2(w + i * sizeof(block_q8_0), reinterpret_cast<const uint8_t*>(g), (nb - i) * QK8_0);
   return sum;
 }
 
@@ -161,7 +169,11 @@ TypeKernels q8_0_kernels(PathVariant v) {
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q8_0_avx2;
   if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q8_0_avx2>;
-  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_dot<dot_q8_0_avx512<true>> : rows_by_dot<dot_q8_0_avx512<false>>;
+  if (v.path == CpuPath::Avx512) {
+    k.act = ActFormat::Q8_0G4;
+    k.quantize = quantize_q8_0g4_fn(v.path);
+    k.rows = v.vnni ? rows_by_dot<dot_q8_0_g4_avx512<true>> : rows_by_dot<dot_q8_0_g4_avx512<false>>;
+  }
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q8_0_neon>;
 #endif

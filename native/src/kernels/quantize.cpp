@@ -198,6 +198,59 @@ void quantize_row_q8_0_neon(const float* x, void* dst, int64_t n) {
 }  // namespace
 #endif  // __aarch64__
 
+// Q8_0N4 (for the AVX-512 Q4_0 kernel): quantize four blocks as Q8_0, then
+// regroup them.
+void quantize_row_q8_0n4(const float* x, void* dst, int64_t n) {
+  const int64_t nb = n / QK8_0;
+  Q8_0N4Group* g = static_cast<Q8_0N4Group*>(dst);
+#if defined(__x86_64__)
+  const QuantizeRowFn quantize = cpu_path_supported(CpuPath::Avx2) ? quantize_row_q8_0_avx2 : quantize_row_q8_0_scalar;
+#else
+  const QuantizeRowFn quantize = quantize_row_q8_0_scalar;
+#endif
+  block_q8_0 b[4];
+  for (int64_t gi = 0; gi < nb / 4; ++gi, ++g, x += 4 * QK8_0) {
+    quantize(x, b, 4 * QK8_0);
+    for (int k = 0; k < 4; ++k) {
+      std::memcpy(g->lo + 16 * k, b[k].qs, 16);
+      std::memcpy(g->hi + 16 * k, b[k].qs + 16, 16);
+      int sum = 0;
+      for (int j = 0; j < QK8_0; ++j) sum += b[k].qs[j];
+      const float d = fp16_to_fp32(b[k].d);
+      for (int l = 0; l < 4; ++l) {
+        g->offset[4 * k + l] = l == 0 ? -8 * sum : 0;
+        g->d[4 * k + l] = d;
+      }
+    }
+  }
+  if (nb % 4) quantize(x, g, (nb % 4) * QK8_0);  // the tail as plain blocks
+}
+
+QuantizeRowFn quantize_q8_0n4_fn(CpuPath path) { return quantize_row_q8_0n4; }
+
+// Q8_0G4 (for the AVX-512 Q8_0 kernel).
+void quantize_row_q8_0g4(const float* x, void* dst, int64_t n) {
+  const int64_t nb = n / QK8_0;
+  Q8_0G4Group* g = static_cast<Q8_0G4Group*>(dst);
+#if defined(__x86_64__)
+  const QuantizeRowFn quantize = cpu_path_supported(CpuPath::Avx2) ? quantize_row_q8_0_avx2 : quantize_row_q8_0_scalar;
+#else
+  const QuantizeRowFn quantize = quantize_row_q8_0_scalar;
+#endif
+  block_q8_0 b[4];
+  for (int64_t gi = 0; gi < nb / 4; ++gi, ++g, x += 4 * QK8_0) {
+    quantize(x, b, 4 * QK8_0);
+    for (int k = 0; k < 4; ++k) {
+      std::memcpy(g->qs + 32 * k, b[k].qs, 32);
+      const float d = fp16_to_fp32(b[k].d);
+      for (int l = 0; l < 8; ++l) g->d[8 * k + l] = d;
+    }
+  }
+  if (nb % 4) quantize(x, g, (nb % 4) * QK8_0);  // the tail as plain blocks
+}
+
+QuantizeRowFn quantize_q8_0g4_fn(CpuPath path) { return quantize_row_q8_0g4; }
+
 QuantizeRowFn quantize_q8_0_fn(CpuPath path) {
   switch (path) {
 #if defined(__x86_64__)

@@ -71,7 +71,11 @@ export interface KernelsAddon {
     batch: number,
     threads: number,
   ): Float32Array;
-  /** best wall time in seconds of one matmul call over `iterations` calls (pool and scratch made once) */
+  /**
+   * Best wall time in seconds of one matmul call over `iterations` calls (pool and scratch made once).
+   * weightBytes may hold `copies` matrices back to back; calls cycle through them so that, with
+   * enough copies, weights stream from memory instead of the last-level cache.
+   */
   benchMatmul(
     type: number,
     path: KernelPathName,
@@ -82,6 +86,7 @@ export interface KernelsAddon {
     batch: number,
     threads: number,
     iterations: number,
+    copies?: number,
   ): number;
   /** matmul in double from the scalar dequantization, activations put through the same 8-bit quantization */
   referenceMatmul(
