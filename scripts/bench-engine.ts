@@ -1,0 +1,310 @@
+// npm run bench:engine -- --model FILE [--threads N] [--json] [--no-peer]
+//                         [--reps N] [--tokens N]
+//
+// Engine throughput, ours against llama.cpp (node-llama-cpp 3.21.1, CPU
+// backend) on the same GGUF file with the same thread count, in one run:
+//   pp      prompt processing, 128-token prompt in one batch       (tok/s)
+//   tg      decode at batch 1: one token per step, greedy           (tok/s)
+//   batch N aggregate decode of N sequences stepping together       (tok/s)
+// Each figure is the best of --reps timed runs after a warm-up run; decode
+// steps include sampling (greedy) on both sides. Also prints this machine's
+// read bandwidth (the addon's streaming-read kernel) and the fraction of it a
+// batch-1 decode reaches: bytes of weights read per token x tok/s / bandwidth.
+// --json prints exactly
+//   {"model","threads","ours":{pp_tps,tg_tps,batch_tps:{"4","8"}},"llamacpp":{...},"ratio":{...}}
+// (llamacpp and ratio are null with --no-peer). Progress goes to stderr.
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { loadAddon, packageRoot } from '../server/src/engine/addon';
+import { readGgufMetadata } from '../server/src/engine/gguf';
+import { Model, createBatch } from '../server/src/engine/model';
+import type { GgufMetadata, SamplingConfig } from '../server/src/engine/types';
+import { measureLlamaCpp, type EngineNumbers, type RunPlan } from './peer/llamacpp';
+
+const PP_TOKENS = 128;
+const GEN_PROMPT = 16;
+const BATCH_SIZES = [4, 8];
+
+interface Options {
+  model: string;
+  threads: number;
+  json: boolean;
+  peer: boolean;
+  reps: number;
+  tokens: number;
+}
+
+const USAGE = 'usage: npm run bench:engine -- --model FILE [--threads N] [--json] [--no-peer] [--reps N] [--tokens N]';
+
+function parseArgs(argv: string[]): Options {
+  const o: Partial<Options> = { json: false, peer: true, reps: 3, tokens: 64 };
+  const int = (v: string | undefined, name: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer >= ${min}\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--model') o.model = argv[++i];
+    else if (a === '--threads') o.threads = int(argv[++i], a, 1);
+    else if (a === '--json') o.json = true;
+    else if (a === '--no-peer') o.peer = false;
+    else if (a === '--reps') o.reps = int(argv[++i], a, 1);
+    else if (a === '--tokens') o.tokens = int(argv[++i], a, 1);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}\n${USAGE}`);
+  }
+  if (!o.model) throw new Error(`--model is required\n${USAGE}`);
+  o.model = path.resolve(o.model);
+  return o as Options;
+}
+
+/** Deterministic ordinary-token ids (away from the specials at the start of the vocabulary). */
+function tokenIds(n: number, vocab: number, salt: number): number[] {
+  const lo = Math.min(100, Math.floor(vocab / 4));
+  const span = Math.max(1, Math.min(vocab, 30000) - lo);
+  return Array.from({ length: n }, (_, i) => lo + ((i * 7919 + salt * 104729) % span));
+}
+
+/** Bytes of weights one decode step reads: every tensor, but only one row of the embedding unless it is also the LM head. */
+export function weightBytesPerToken(md: GgufMetadata, vocab: number): number {
+  const tied = !md.tensors.some((t) => t.name === 'output.weight');
+  let bytes = 0;
+  for (const t of md.tensors) {
+    if (t.name === 'token_embd.weight' && !tied) bytes += t.nbytes / vocab;
+    else bytes += t.nbytes;
+  }
+  return bytes;
+}
+
+const GREEDY: SamplingConfig = {
+  temperature: 0,
+  topK: 0,
+  topP: 1,
+  minP: 0,
+  repetitionPenalty: 1,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  penaltyLastN: 0,
+  seed: 0,
+  topLogprobs: 0,
+};
+
+function measureOurs(plan: RunPlan, log: (l: string) => void): EngineNumbers {
+  const model = Model.load(plan.model);
+  const maxSeq = Math.max(1, ...plan.batchSizes);
+  const session = model.createSession({
+    maxSequences: maxSeq,
+    contextLength: plan.contextLength,
+    maxBatch: Math.max(plan.prompt.length, maxSeq * plan.genPrompt.length),
+    threads: plan.threads,
+  });
+  log(`ours (${model.info.cpuPath}): context ${session.contextLength}, batch ${session.maxBatch}, threads ${plan.threads}`);
+  const batch = createBatch(session.maxBatch);
+  const now = (): number => performance.now();
+  // Prefill `prompts[i]` into sequence i (one batch), logits for each last entry.
+  const prefill = (prompts: number[][]): void => {
+    let k = 0;
+    prompts.forEach((p, s) => {
+      session.clearSequence(s);
+      p.forEach((tok, pos) => {
+        batch.seq[k] = s;
+        batch.token[k] = tok;
+        batch.pos[k] = pos;
+        batch.logits[k] = pos === p.length - 1 ? 1 : 0;
+        k++;
+      });
+    });
+    batch.length = k;
+    session.decode(batch);
+  };
+  try {
+    let ppBest = 0;
+    for (let r = 0; r <= plan.reps; r++) {
+      const t0 = now();
+      prefill([plan.prompt]);
+      const tps = (plan.prompt.length * 1000) / (now() - t0);
+      if (r > 0) ppBest = Math.max(ppBest, tps);
+    }
+    // n sequences generate `steps` tokens each, one batch per step.
+    const generate = (n: number, steps: number): number => {
+      const prompts = Array.from({ length: n }, (_, i) => [...plan.genPrompt.slice(1), 10 + i]);
+      prefill(prompts);
+      const next = new Int32Array(n);
+      for (let s = 0; s < n; s++) {
+        session.setSampler(s, GREEDY);
+        next[s] = session.sample(s, s).token;
+      }
+      const t0 = now();
+      for (let step = 0; step < steps; step++) {
+        for (let s = 0; s < n; s++) {
+          batch.seq[s] = s;
+          batch.token[s] = next[s];
+          batch.pos[s] = plan.genPrompt.length + step;
+          batch.logits[s] = 1;
+        }
+        batch.length = n;
+        session.decode(batch);
+        for (let s = 0; s < n; s++) next[s] = session.sample(s, s).token;
+      }
+      return now() - t0;
+    };
+    const best = (n: number): number => {
+      let b = 0;
+      for (let r = 0; r <= plan.reps; r++) {
+        const steps = r === 0 ? 4 : plan.genTokens;
+        const ms = generate(n, steps);
+        if (r > 0) b = Math.max(b, (n * steps * 1000) / ms);
+      }
+      return b;
+    };
+    const tg = best(1);
+    const batchTps: Record<string, number> = {};
+    for (const n of plan.batchSizes) batchTps[String(n)] = best(n);
+    return { pp_tps: ppBest, tg_tps: tg, batch_tps: batchTps };
+  } finally {
+    session.close();
+    model.close();
+  }
+}
+
+function ratio(a: EngineNumbers, b: EngineNumbers): EngineNumbers {
+  const r = (x: number, y: number): number => (y > 0 ? x / y : NaN);
+  const batch: Record<string, number> = {};
+  for (const k of Object.keys(a.batch_tps)) batch[k] = r(a.batch_tps[k], b.batch_tps[k]);
+  return { pp_tps: r(a.pp_tps, b.pp_tps), tg_tps: r(a.tg_tps, b.tg_tps), batch_tps: batch };
+}
+
+function round(e: EngineNumbers, digits: number): EngineNumbers {
+  const f = (x: number): number => Number(x.toFixed(digits));
+  const batch: Record<string, number> = {};
+  for (const [k, v] of Object.entries(e.batch_tps)) batch[k] = f(v);
+  return { pp_tps: f(e.pp_tps), tg_tps: f(e.tg_tps), batch_tps: batch };
+}
+
+function loadAverage(): string {
+  try {
+    return execFileSync('uptime', { encoding: 'utf8' }).trim();
+  } catch {
+    return `load average: ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`;
+  }
+}
+
+/** Physical cores, as the engine counts them (its default thread count). */
+function defaultThreads(): number {
+  const kernels = loadAddon().kernels;
+  if (kernels && typeof kernels.physicalCores === 'function') return kernels.physicalCores() as number;
+  return Math.max(1, Math.floor(os.cpus().length / 2));
+}
+
+/** The addon's streaming-read kernel, GB/s, or null when this build has none. */
+function readBandwidth(threads: number): number | null {
+  const kernels = loadAddon().kernels;
+  if (!kernels || typeof kernels.readBandwidth !== 'function') return null;
+  return kernels.readBandwidth(512 * 1024 * 1024, threads) as number;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const opts = parseArgs(argv);
+  const log = (l: string): void => {
+    process.stderr.write(`${l}\n`);
+  };
+  const md = readGgufMetadata(opts.model);
+  const vocab = (() => {
+    const t = md.tensors.find((x) => x.name === 'token_embd.weight');
+    return t ? t.dims[1] : 32000;
+  })();
+  const root = packageRoot();
+  const threads = opts.threads ?? defaultThreads();
+  const plan: RunPlan = {
+    model: opts.model,
+    threads,
+    prompt: tokenIds(PP_TOKENS, vocab, 1),
+    genPrompt: tokenIds(GEN_PROMPT, vocab, 2),
+    genTokens: opts.tokens,
+    batchSizes: BATCH_SIZES,
+    reps: opts.reps,
+    contextLength: 256 + opts.tokens,
+  };
+  const loadBefore = loadAverage();
+  log(`load before: ${loadBefore}`);
+  const ours = measureOurs(plan, log);
+  log(`ours: ${JSON.stringify(round(ours, 1))}`);
+  let peer: EngineNumbers | null = null;
+  if (opts.peer) {
+    peer = await measureLlamaCpp(root, plan, log);
+    log(`llama.cpp: ${JSON.stringify(round(peer, 1))}`);
+  }
+  const bandwidth = opts.json ? null : readBandwidth(threads);
+  const loadAfter = loadAverage();
+  log(`load after: ${loadAfter}`);
+
+  if (opts.json) {
+    const out = {
+      model: opts.model,
+      threads,
+      ours: round(ours, 2),
+      llamacpp: peer ? round(peer, 2) : null,
+      ratio: peer ? round(ratio(ours, peer), 3) : null,
+    };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return 0;
+  }
+  const bytes = weightBytesPerToken(md, vocab);
+  const types = Object.entries(
+    md.tensors.reduce<Record<string, number>>((acc, t) => ((acc[t.type] = (acc[t.type] ?? 0) + 1), acc), {}),
+  )
+    .map(([t, n]) => `${t} ${n}`)
+    .join(', ');
+  const fmt = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
+  const fmtR = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)}x`);
+  const rat = peer ? ratio(ours, peer) : null;
+  const rows: Array<[string, number, number | undefined, number | undefined]> = [
+    [`pp tok/s (${PP_TOKENS}-token prompt)`, ours.pp_tps, peer?.pp_tps, rat?.pp_tps],
+    ['tg tok/s (batch 1)', ours.tg_tps, peer?.tg_tps, rat?.tg_tps],
+    ...BATCH_SIZES.map((n): [string, number, number | undefined, number | undefined] => [
+      `decode tok/s, ${n} sequences`,
+      ours.batch_tps[String(n)],
+      peer?.batch_tps[String(n)],
+      rat?.batch_tps[String(n)],
+    ]),
+  ];
+  const lines = [
+    `model    ${opts.model}`,
+    `         ${(md.fileSize / 1e6).toFixed(1)} MB; tensors: ${types}`,
+    `threads  ${threads}   machine: ${os.cpus()[0]?.model ?? '?'} (${os.cpus().length} logical)`,
+    `load     ${loadBefore}`,
+    '',
+    `${'measure'.padEnd(34)}${'ours'.padStart(10)}${'llama.cpp'.padStart(12)}${'ratio'.padStart(9)}`,
+    ...rows.map(([name, a, b, r]) => `${name.padEnd(34)}${fmt(a).padStart(10)}${fmt(b).padStart(12)}${fmtR(r).padStart(9)}`),
+    '',
+  ];
+  if (bandwidth !== null) {
+    const frac = (tps: number): string => `${((bytes * tps * 100) / (bandwidth * 1e9)).toFixed(0)}%`;
+    lines.push(
+      `read bandwidth ${bandwidth.toFixed(1)} GB/s with ${threads} thread(s); weights read per token ${(bytes / 1e6).toFixed(1)} MB`,
+      `batch-1 decode reaches ${frac(ours.tg_tps)} of it (ours)${peer ? `, ${frac(peer.tg_tps)} (llama.cpp)` : ''}`,
+    );
+  } else {
+    lines.push(`weights read per token ${(bytes / 1e6).toFixed(1)} MB (no read-bandwidth kernel in this build)`);
+  }
+  lines.push(`load after: ${loadAfter}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: Error) => {
+      process.stderr.write(`bench:engine: ${err.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
