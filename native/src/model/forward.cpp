@@ -162,53 +162,76 @@ void Session::Forward(const BatchView& b) {
   ComputeRope(b);
   const float* rope = rope_.as<float>();
 
-  for (int64_t l = 0; l < c.n_layer; ++l) {
-    const LayerWeights& L = w.layers[l];
-
-    // Attention block: norm, Q/K/V for the whole batch, RoPE, cache, attend.
-    for (int i = 0; i < n; ++i) RmsNorm(x + i * E, L.attn_norm, xb + i * E, E, c.rms_eps);
-    kernels_.matmul(pool, L.wq, xb, n, q, q_dim, scratch);
-    kernels_.matmul(pool, L.wk, xb, n, k, kv_dim, scratch);
-    kernels_.matmul(pool, L.wv, xb, n, v, kv_dim, scratch);
-    if (L.bq) AddBias(q, L.bq, n, q_dim);
-    if (L.bk) AddBias(k, L.bk, n, kv_dim);
-    if (L.bv) AddBias(v, L.bv, n, kv_dim);
-    for (int i = 0; i < n; ++i) {
-      const float* cs = rope + static_cast<size_t>(i) * c.rope_dim;
-      ApplyRope(q + i * q_dim, cs, c.n_head, c.head_dim, c.rope_dim, c.rope_type);
-      ApplyRope(k + i * kv_dim, cs, c.n_head_kv, c.head_dim, c.rope_dim, c.rope_type);
-      const size_t off = kv_.Offset(l, b.seq[i], b.pos[i]);
-      if (kv_.type() == KvType::F16) {
-        attn_kernels_.f32_to_f16(k + i * kv_dim, kv_.k16(off), static_cast<int>(kv_dim));
-        attn_kernels_.f32_to_f16(v + i * kv_dim, kv_.v16(off), static_cast<int>(kv_dim));
-      } else {
-        std::copy(k + i * kv_dim, k + (i + 1) * kv_dim, kv_.k32(off));
-        std::copy(v + i * kv_dim, v + (i + 1) * kv_dim, kv_.v32(off));
-      }
-    }
-    Attention(static_cast<int>(l), b);
-    kernels_.matmul(pool, L.wo, attn_.as<float>(), n, proj, E, scratch);
-    for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
-
-    // Feed-forward block: norm, SwiGLU, down projection.
-    for (int i = 0; i < n; ++i) RmsNorm(x + i * E, L.ffn_norm, xb + i * E, E, c.rms_eps);
-    kernels_.matmul(pool, L.w_gate, xb, n, gate, n_ff, scratch);
-    kernels_.matmul(pool, L.w_up, xb, n, up, n_ff, scratch);
-    for (int64_t i = 0; i < n * n_ff; ++i) gate[i] = Silu(gate[i]) * up[i];
-    kernels_.matmul(pool, L.w_down, gate, n, proj, E, scratch);
-    for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
-  }
-
-  // Final norm and LM head, only for entries that want logits.
-  float* hidden = hidden_out_.as<float>();
+  // Which entries want logits, in batch order.
   int n_out = 0;
   for (int i = 0; i < n; ++i) {
     if (!b.want_logits[i]) continue;
-    RmsNorm(x + i * E, w.output_norm, hidden + n_out * E, E, c.rms_eps);
     out_seq_[n_out] = b.seq[i];
     out_index_[n_out] = i;
     ++n_out;
   }
+  int rows = n;  // rows of x still computed (all until the last layer's attention)
+
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = w.layers[l];
+
+    // Attention block: norm, Q/K/V for the whole batch, biases, RoPE, cache, attend.
+    ForRows(n, E, [&](int i) { RmsNorm(x + i * E, L.attn_norm, xb + i * E, E, c.rms_eps); });
+    kernels_.matmul(pool, L.wq, xb, n, q, q_dim, scratch);
+    kernels_.matmul(pool, L.wk, xb, n, k, kv_dim, scratch);
+    kernels_.matmul(pool, L.wv, xb, n, v, kv_dim, scratch);
+    ForRows(n, q_dim + 2 * kv_dim, [&](int i) {
+      float* qi = q + i * q_dim;
+      float* ki = k + i * kv_dim;
+      float* vi = v + i * kv_dim;
+      if (L.bq) AddBias(qi, L.bq, 1, q_dim);
+      if (L.bk) AddBias(ki, L.bk, 1, kv_dim);
+      if (L.bv) AddBias(vi, L.bv, 1, kv_dim);
+      const float* cs = rope + static_cast<size_t>(i) * c.rope_dim;
+      ApplyRope(qi, cs, c.n_head, c.head_dim, c.rope_dim, c.rope_type);
+      ApplyRope(ki, cs, c.n_head_kv, c.head_dim, c.rope_dim, c.rope_type);
+      const size_t off = kv_.Offset(l, b.seq[i], b.pos[i]);
+      if (kv_.type() == KvType::F16) {
+        attn_kernels_.f32_to_f16(ki, kv_.k16(off), static_cast<int>(kv_dim));
+        attn_kernels_.f32_to_f16(vi, kv_.v16(off), static_cast<int>(kv_dim));
+      } else {
+        std::copy(ki, ki + kv_dim, kv_.k32(off));
+        std::copy(vi, vi + kv_dim, kv_.v32(off));
+      }
+    });
+    Attention(static_cast<int>(l), b);
+    float* attn = attn_.as<float>();
+    if (l == c.n_layer - 1 && rows > n_out) {
+      // Past the last attention only the rows that want logits matter (their
+      // keys and values are cached already): keep those, in batch order.
+      for (int j = 0; j < n_out; ++j) {
+        const int i = out_index_[j];  // i >= j: copying forward is safe
+        std::copy(x + i * E, x + (i + 1) * E, x + j * E);
+        std::copy(attn + i * q_dim, attn + (i + 1) * q_dim, attn + j * q_dim);
+      }
+      rows = n_out;
+    }
+    kernels_.matmul(pool, L.wo, attn, rows, proj, E, scratch);
+
+    // Feed-forward block: residual, norm, SwiGLU, down projection, residual.
+    ForRows(rows, E, [&](int i) {
+      for (int64_t j = i * E; j < (i + 1) * E; ++j) x[j] += proj[j];
+      RmsNorm(x + i * E, L.ffn_norm, xb + i * E, E, c.rms_eps);
+    });
+    kernels_.matmul(pool, L.w_gate, xb, rows, gate, n_ff, scratch);
+    kernels_.matmul(pool, L.w_up, xb, rows, up, n_ff, scratch);
+    ForRows(rows, n_ff, [&](int i) {
+      for (int64_t j = i * n_ff; j < (i + 1) * n_ff; ++j) gate[j] = Silu(gate[j]) * up[j];
+    });
+    kernels_.matmul(pool, L.w_down, gate, rows, proj, E, scratch);
+    ForRows(rows, E, [&](int i) {
+      for (int64_t j = i * E; j < (i + 1) * E; ++j) x[j] += proj[j];
+    });
+  }
+
+  // Final norm and LM head (x now holds the n_out rows that want logits).
+  float* hidden = hidden_out_.as<float>();
+  for (int j = 0; j < n_out; ++j) RmsNorm(x + j * E, w.output_norm, hidden + j * E, E, c.rms_eps);
   if (n_out > 0) kernels_.matmul(pool, w.output, hidden, n_out, logits_->as<float>(), c.n_vocab, scratch);
   n_out_ = n_out;
 }

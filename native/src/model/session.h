@@ -3,6 +3,7 @@
 // at creation; Decode() performs no heap allocation. Not thread-safe: one
 // session belongs to one worker thread.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -77,6 +78,20 @@ class Session {
   void ComputeRope(const BatchView& b);
   void Attention(int layer, const BatchView& b);
   void CheckSeq(int seq) const;
+  // fn(row) for rows [0, n), spread over the pool when there is enough work
+  // (cost = floats touched per row); in order on this thread otherwise.
+  template <typename Fn>
+  void ForRows(int n, int64_t cost, Fn&& fn) {
+    if (n <= 1 || pool_->size() == 1 || n * cost < (1 << 15)) {
+      for (int i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    const int chunks = std::min(n, pool_->size() * 4);
+    auto task = [&](int t, int) {
+      for (int i = n * t / chunks; i < n * (t + 1) / chunks; ++i) fn(i);
+    };
+    pool_->parallel_for(chunks, task);
+  }
 
   std::shared_ptr<const Model> model_;
   const Kernels& kernels_;
