@@ -1,6 +1,7 @@
 // Test helpers that talk to the server the way grpcurl does: every schema comes
 // from server reflection (no .proto and no generated code on the client side),
 // requests are built from JSON and responses read back as JSON.
+import * as http2 from 'node:http2';
 import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { create, createFileRegistry, fromBinary, fromJson, toBinary, toJson, type FileRegistry, type JsonValue } from '@bufbuild/protobuf';
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from '@bufbuild/protobuf/wkt';
@@ -138,4 +139,76 @@ export function dynamicCall(
       duplex.end();
     }
   });
+}
+
+/**
+ * A gRPC call over plain node:http2, for clients that must really stop reading:
+ * grpc-js's client keeps consuming (and buffering without bound) when a call is
+ * paused before its first read, so the server would never see backpressure. With
+ * node:http2, a paused stream stops acknowledging data and the HTTP/2 window closes.
+ */
+export interface RawCall {
+  /** Decoded response messages, in order. */
+  messages: Buffer[];
+  /** grpc-status and grpc-message once the call has ended. */
+  status?: number;
+  details?: string;
+  done: Promise<void>;
+  write(message: Uint8Array): void;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  /** Resets the stream (what a client disconnecting looks like to the server). */
+  cancel(): void;
+  close(): void;
+}
+
+export function rawCall(address: string, method: string, opts: { windowBytes?: number; deadlineMs?: number; paused?: boolean } = {}): RawCall {
+  const session = http2.connect(`http://${address}`, { settings: { initialWindowSize: opts.windowBytes ?? 65535 } });
+  session.on('error', () => undefined);
+  const headers: http2.OutgoingHttpHeaders = {
+    ':method': 'POST',
+    ':path': method,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  };
+  if (opts.deadlineMs !== undefined) headers['grpc-timeout'] = `${opts.deadlineMs}m`;
+  const stream = session.request(headers);
+  const call: RawCall = {
+    messages: [],
+    done: Promise.resolve(),
+    write: (m) => {
+      const frame = Buffer.alloc(5 + m.length);
+      frame.writeUInt32BE(m.length, 1);
+      Buffer.from(m).copy(frame, 5);
+      stream.write(frame);
+    },
+    end: () => stream.end(),
+    pause: () => stream.pause(),
+    resume: () => stream.resume(),
+    cancel: () => stream.close(http2.constants.NGHTTP2_CANCEL),
+    close: () => session.close(),
+  };
+  let pending = Buffer.alloc(0);
+  const takeStatus = (h: http2.IncomingHttpHeaders): void => {
+    if (h['grpc-status'] !== undefined) {
+      call.status = Number(h['grpc-status']);
+      call.details = decodeURIComponent(String(h['grpc-message'] ?? ''));
+    }
+  };
+  stream.on('response', takeStatus);
+  stream.on('trailers', takeStatus);
+  stream.on('data', (data: Buffer) => {
+    pending = Buffer.concat([pending, data]);
+    while (pending.length >= 5) {
+      const len = pending.readUInt32BE(1);
+      if (pending.length < 5 + len) break;
+      call.messages.push(pending.subarray(5, 5 + len));
+      pending = pending.subarray(5 + len);
+    }
+  });
+  if (opts.paused) stream.pause();
+  stream.on('error', () => undefined);
+  call.done = new Promise((resolve) => stream.on('close', () => resolve()));
+  return call;
 }

@@ -9,6 +9,9 @@ Commands:
   make-model  write a random-weight llama/qwen2 GGUF model (tests, benchmarks)
   tokenize    print the token ids of a text (any GGUF file's tokenizer)
   detokenize  print the text of token ids
+  serve       the gRPC server (no options: the bundled model on 127.0.0.1:50051)
+  generate    stream a generation from a server to the terminal
+  chat        an interactive chat with a server
   help        this text
 
 Run 'tokenstream <command> --help' for a command's options.
@@ -42,3 +45,6 @@ registerCommand('tokenize', async () => (await import('./tokenize')).tokenizeCom
 registerCommand('detokenize', async () => (await import('./tokenize')).detokenizeCommand);
 registerCommand('info', async () => (await import('./info')).command);
 registerCommand('run', async () => (await import('./run')).command);
+registerCommand('serve', async () => (await import('./serve')).serveCommand);
+registerCommand('generate', async () => (await import('./generate')).generateCommand);
+registerCommand('chat', async () => (await import('./chat')).chatCommand);

@@ -7,8 +7,13 @@ import { Server, ServerCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { DescriptorPool } from './descriptors';
 import { HealthRegistry, ServingStatus } from './health';
 import { addReflection, REFLECTION_SERVICES } from './reflection';
+import { WorkerPool, type EngineOptions, type ModelSpec } from '../engine/worker-pool';
+import type { BackpressureOptions } from './generation';
+import { TokenStreamHandlers } from './service';
 
 export const TOKENSTREAM_SERVICE = 'tokenstream.v1.TokenStream';
+/** At shutdown, once no generation is in flight: time left for unary calls before connections are closed. */
+const CLOSE_IDLE_MS = 500;
 export const HEALTH_SERVICE = 'grpc.health.v1.Health';
 
 export interface TransportOptions {
@@ -77,5 +82,89 @@ export class GrpcHost {
         resolve();
       });
     });
+  }
+}
+
+export interface ServeOptions extends EngineOptions {
+  host: string;
+  port: number;
+  models: ModelSpec[];
+  /** How long in-flight generations may take to finish at shutdown. */
+  graceMs: number;
+  transport: TransportOptions;
+  backpressure: BackpressureOptions;
+}
+
+/** The whole server: gRPC host + engine workers + TokenStream handlers. */
+export class TokenStreamServer {
+  readonly grpc: GrpcHost;
+  readonly pool: WorkerPool;
+  readonly handlers: TokenStreamHandlers;
+  /** Resolves when every model is loaded (rejects if one fails). */
+  ready: Promise<void> = Promise.resolve();
+  private shuttingDown: Promise<void> | null = null;
+
+  private constructor(private readonly opts: ServeOptions) {
+    this.grpc = new GrpcHost(opts.transport);
+    this.pool = new WorkerPool(opts.models, opts);
+    this.handlers = new TokenStreamHandlers(this.pool, opts.backpressure);
+    this.grpc.server.addService(TokenStreamHandlers.definition(this.grpc.descriptors), this.handlers.implementation());
+    this.grpc.registered(TOKENSTREAM_SERVICE);
+    const health = this.grpc.health;
+    health.set(TOKENSTREAM_SERVICE, ServingStatus.NOT_SERVING);
+    for (const name of this.pool.names()) health.set(name, ServingStatus.NOT_SERVING);
+  }
+
+  /** Binds, then loads the models in the background (health says NOT_SERVING until `ready`). */
+  static async start(opts: ServeOptions): Promise<TokenStreamServer> {
+    const s = new TokenStreamServer(opts);
+    await s.grpc.bind(opts.host, opts.port);
+    s.ready = s.pool.start((m) => {
+      if (!s.shuttingDown) s.grpc.health.set(m.name, ServingStatus.SERVING);
+    });
+    s.ready.then(
+      () => {
+        if (s.shuttingDown) return;
+        s.grpc.health.set('', ServingStatus.SERVING);
+        s.grpc.health.set(TOKENSTREAM_SERVICE, ServingStatus.SERVING);
+      },
+      () => undefined,
+    );
+    return s;
+  }
+
+  get port(): number {
+    return this.grpc.port;
+  }
+
+  get address(): string {
+    return `${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${this.port}`;
+  }
+
+  /**
+   * Graceful shutdown: NOT_SERVING, no new generations (UNAVAILABLE), in-flight
+   * ones get `graceMs` to finish; then every call and worker is closed, by force
+   * if needed.
+   */
+  shutdown(graceMs = this.opts.graceMs): Promise<void> {
+    if (!this.shuttingDown) this.shuttingDown = this.doShutdown(graceMs);
+    return this.shuttingDown;
+  }
+
+  private async doShutdown(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    this.grpc.health.setAll(ServingStatus.NOT_SERVING);
+    this.handlers.drain();
+    for (const m of this.pool.models.values()) m.scheduler?.close();
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      this.handlers.idle().then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    // No generation is in flight any more: what is left are idle connections
+    // (which a client may keep open forever) and short unary calls.
+    await this.grpc.close(finished ? Math.min(CLOSE_IDLE_MS, Math.max(0, deadline - Date.now())) : 0);
+    await this.pool.close(!finished);
   }
 }

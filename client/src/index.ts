@@ -1,0 +1,2 @@
+// The tokenstream client library.
+export * from './client';

@@ -1,0 +1,141 @@
+// `tokenstream serve`: the gRPC server. With no arguments it serves the bundled
+// model on 127.0.0.1:50051 (what `npm start` runs).
+import * as path from 'node:path';
+import { packageRoot } from '../engine/addon';
+import type { CpuPathName, KvType } from '../engine/types';
+import type { ModelSpec } from '../engine/worker-pool';
+import { DEFAULT_BACKPRESSURE } from '../grpc/generation';
+import { TokenStreamServer, type ServeOptions } from '../grpc/server';
+import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
+
+export const DEFAULT_MODEL = 'models/llama-2-tiny-random.gguf';
+
+export const SERVE_OPTIONS: OptionSpec[] = [
+  { name: 'host', env: 'TOKENSTREAM_HOST', kind: 'string', default: '127.0.0.1', arg: 'HOST', help: 'address to listen on' },
+  { name: 'port', env: 'TOKENSTREAM_PORT', kind: 'int', default: 50051, arg: 'PORT', help: 'port to listen on (0 = any free port)' },
+  {
+    name: 'model',
+    env: 'TOKENSTREAM_MODEL',
+    kind: 'list',
+    arg: 'NAME=PATH',
+    help: `a GGUF model to serve, repeatable (env: comma-separated); the first is the default; NAME defaults to the file name (default ${DEFAULT_MODEL})`,
+  },
+  { name: 'workers', env: 'TOKENSTREAM_WORKERS', kind: 'int', default: 1, arg: 'N', help: 'worker threads per model, each with its own session' },
+  { name: 'threads', env: 'TOKENSTREAM_THREADS', kind: 'int', arg: 'N', help: 'native threads per worker (default: physical cores / workers)' },
+  { name: 'max-batch', env: 'TOKENSTREAM_MAX_BATCH', kind: 'int', default: 8, arg: 'N', help: 'concurrent sequences per worker (KV slots batched into one forward pass)' },
+  { name: 'context', env: 'TOKENSTREAM_CONTEXT', kind: 'int', default: 0, arg: 'N', help: 'context tokens per sequence (0 = the model\'s, at most 4096)' },
+  { name: 'kv-type', env: 'TOKENSTREAM_KV_TYPE', kind: 'string', default: 'f16', arg: 'f16|f32', help: 'KV cache element type' },
+  { name: 'queue-limit', env: 'TOKENSTREAM_QUEUE_LIMIT', kind: 'int', default: 64, arg: 'N', help: 'generations that may wait for a free slot, per model (beyond: RESOURCE_EXHAUSTED)' },
+  { name: 'prefill-chunk', env: 'TOKENSTREAM_PREFILL_CHUNK', kind: 'int', default: 256, arg: 'N', help: 'prompt tokens per sequence per step (long prompts are split so running streams keep going)' },
+  { name: 'grace-ms', env: 'TOKENSTREAM_GRACE_MS', kind: 'int', default: 10000, arg: 'MS', help: 'on SIGTERM/SIGINT, time for in-flight generations to finish before a forced shutdown' },
+  { name: 'max-message-bytes', env: 'TOKENSTREAM_MAX_MESSAGE_BYTES', kind: 'int', default: 4 * 1024 * 1024, arg: 'BYTES', help: 'largest request message (beyond: RESOURCE_EXHAUSTED)' },
+  { name: 'pause-tokens', env: 'TOKENSTREAM_PAUSE_TOKENS', kind: 'int', default: DEFAULT_BACKPRESSURE.pauseTokens, arg: 'N', help: 'unread tokens at which a slow client\'s generation pauses' },
+  { name: 'stall-ms', env: 'TOKENSTREAM_STALL_MS', kind: 'int', default: DEFAULT_BACKPRESSURE.stallMs, arg: 'MS', help: 'how long a paused generation waits for its client before RESOURCE_EXHAUSTED' },
+  { name: 'cpu', env: 'TOKENSTREAM_CPU', kind: 'string', arg: 'PATH', help: 'force a kernel path: scalar, avx2, avx512, neon (default: the best the CPU has)' },
+];
+
+const USAGE = 'Usage: tokenstream serve [options]\n\nServes tokenstream.v1.TokenStream, grpc.health.v1.Health and server reflection over gRPC.';
+
+/** "NAME=PATH" or "PATH" (name = file name without .gguf). */
+export function parseModelSpec(arg: string): ModelSpec {
+  const eq = arg.indexOf('=');
+  const p = eq > 0 ? arg.slice(eq + 1) : arg;
+  const name = eq > 0 ? arg.slice(0, eq) : path.basename(p).replace(/\.gguf$/i, '');
+  if (!name || !p) throw new UsageError(`--model: expected NAME=PATH or PATH, got '${arg}'`);
+  return { name, path: path.resolve(p) };
+}
+
+function positiveInt(name: string, v: unknown, min = 1): number {
+  const n = v as number;
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: must be an integer >= ${min}, got ${v}`);
+  return n;
+}
+
+/** Turns parsed options into ServeOptions (throws UsageError on bad values). */
+export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions | 'help' {
+  const { values, positionals, help } = parseOptions(argv, SERVE_OPTIONS, env);
+  if (help) return 'help';
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+  const models = ((values.model as string[] | undefined) ?? []).map(parseModelSpec);
+  if (models.length === 0) models.push({ name: path.basename(DEFAULT_MODEL, '.gguf'), path: path.join(packageRoot(), DEFAULT_MODEL) });
+  const kvType = values['kv-type'] as string;
+  if (kvType !== 'f16' && kvType !== 'f32') throw new UsageError(`--kv-type: f16 or f32, got '${kvType}'`);
+  const cpu = values.cpu as string | undefined;
+  if (cpu !== undefined && !['scalar', 'avx2', 'avx512', 'neon'].includes(cpu)) throw new UsageError(`--cpu: scalar, avx2, avx512 or neon, got '${cpu}'`);
+  const port = values.port as number;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: 0..65535, got ${port}`);
+  return {
+    host: values.host as string,
+    port,
+    models,
+    workers: positiveInt('workers', values.workers),
+    threads: values.threads === undefined ? undefined : positiveInt('threads', values.threads),
+    maxSequences: positiveInt('max-batch', values['max-batch']),
+    contextLength: positiveInt('context', values.context, 0),
+    kvType: kvType as KvType,
+    queueLimit: positiveInt('queue-limit', values['queue-limit'], 0),
+    prefillChunk: positiveInt('prefill-chunk', values['prefill-chunk']),
+    graceMs: positiveInt('grace-ms', values['grace-ms'], 0),
+    transport: { maxReceiveMessageBytes: positiveInt('max-message-bytes', values['max-message-bytes'], 1024) },
+    backpressure: {
+      ...DEFAULT_BACKPRESSURE,
+      pauseTokens: positiveInt('pause-tokens', values['pause-tokens']),
+      stallMs: positiveInt('stall-ms', values['stall-ms'], 0),
+    },
+    load: cpu ? { cpu: cpu as CpuPathName } : {},
+  };
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  let opts: ServeOptions | 'help';
+  try {
+    opts = serveOptionsFrom(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`tokenstream serve: ${err.message}\n\n${helpText(USAGE, SERVE_OPTIONS)}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts === 'help') {
+    process.stdout.write(helpText(USAGE, SERVE_OPTIONS));
+    return 0;
+  }
+  const log = (msg: string): void => {
+    process.stderr.write(`tokenstream: ${msg}\n`);
+  };
+  const server = await TokenStreamServer.start(opts);
+  log(`listening on ${server.address} (loading ${opts.models.map((m) => `${m.name}=${m.path}`).join(', ')})`);
+  const stopped = new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        log(`${sig} again: exiting now`);
+        process.exit(1);
+      }
+      log(`${sig}: draining (up to ${opts.graceMs} ms), then shutting down`);
+      server.shutdown().then(
+        () => resolve(0),
+        (err) => {
+          log(`shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  try {
+    await server.ready;
+    const m = [...server.pool.models.values()].map((x) => `${x.name} (${x.info?.architecture}, ${x.workers.length}×${x.maxSequences} slots, ctx ${x.contextLength}, ${x.info?.cpuPath})`);
+    log(`serving ${m.join('; ')}`);
+  } catch (err) {
+    log(`failed to load: ${err instanceof Error ? err.message : String(err)}`);
+    await server.shutdown(0);
+    return 1;
+  }
+  const code = await stopped;
+  log('stopped');
+  return code;
+}

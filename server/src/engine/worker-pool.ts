@@ -1,0 +1,271 @@
+// The engine side of the server on the main thread: for each configured model, a
+// tokenizer (for validation, Tokenize/Detokenize and raw bytes), a set of worker
+// threads each owning one Session, and the Scheduler that feeds them.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { Tokenizer } from '../tokenizer';
+import { packageRoot } from './addon';
+import { Scheduler } from './scheduler';
+import type { KvType, LoadOptions, ModelInfo } from './types';
+import { WORKER_PROTOCOL_VERSION, type FromWorker, type StepReport, type ToWorker, type WorkerConfig, type WorkerReady } from './worker-protocol';
+
+export interface ModelSpec {
+  name: string;
+  path: string;
+}
+
+export interface EngineOptions {
+  /** Worker threads per model. */
+  workers: number;
+  /** Native threads per worker (default: physical cores / all workers). */
+  threads?: number;
+  /** Concurrent sequences per worker. */
+  maxSequences: number;
+  /** Per-sequence context (0 = the model's, capped). */
+  contextLength: number;
+  kvType: KvType;
+  /** Prompt tokens per sequence per step. */
+  prefillChunk: number;
+  /** Generations allowed to wait for a slot, per model. */
+  queueLimit: number;
+  load?: LoadOptions;
+}
+
+/** The compiled worker script (ts-jest runs sources, but a worker needs JavaScript). */
+export function workerScript(): string {
+  const local = path.join(__dirname, 'worker.js');
+  if (__filename.endsWith('.js') && fs.existsSync(local)) return local;
+  const built = path.join(packageRoot(), 'dist/server/src/engine/worker.js');
+  if (!fs.existsSync(built)) throw new Error(`${built} not found: run \`npm run build:ts\``);
+  return built;
+}
+
+/** One worker thread, as the scheduler sees it. */
+export class EngineWorker {
+  private readonly worker: Worker;
+  readonly ready: Promise<WorkerReady>;
+  load = 0;
+  capacity: number;
+  alive = true;
+  private terminating = false;
+  onReport: (r: StepReport) => void = () => undefined;
+  onGenError: (id: number, message: string) => void = () => undefined;
+  onExit: (message: string) => void = () => undefined;
+  private readonly exited: Promise<void>;
+
+  constructor(
+    readonly index: number,
+    config: WorkerConfig,
+  ) {
+    this.capacity = config.maxSequences;
+    this.worker = new Worker(workerScript(), { workerData: config, name: `tokenstream-engine-${index}` });
+    let readyResolve!: (r: WorkerReady) => void;
+    let readyReject!: (e: Error) => void;
+    this.ready = new Promise((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
+    // Never an unhandled rejection: callers await `ready` when they care.
+    this.ready.catch(() => undefined);
+    let lastError = '';
+    this.worker.on('message', (m: FromWorker) => {
+      switch (m.type) {
+        case 'step':
+          this.onReport(m);
+          break;
+        case 'ready':
+          this.capacity = m.maxSequences;
+          readyResolve(m);
+          break;
+        case 'load-error':
+          lastError = m.message;
+          readyReject(Object.assign(new Error(m.message), { code: m.code }));
+          break;
+        case 'gen-error':
+          this.onGenError(m.id, m.message);
+          break;
+        case 'fatal':
+          lastError = m.message;
+          this.worker.terminate().catch(() => undefined);
+          break;
+        case 'closed':
+          break;
+      }
+    });
+    this.worker.on('error', (err) => {
+      lastError = err.message;
+      readyReject(err);
+    });
+    this.exited = new Promise((resolve) => {
+      this.worker.on('exit', (code) => {
+        this.alive = false;
+        readyReject(new Error(lastError || `engine worker exited with code ${code}`));
+        // Generations still on this worker end now (with an error nobody may read any more).
+        this.onExit(lastError || (this.terminating ? 'terminated' : `exit code ${code}`));
+        resolve();
+      });
+    });
+  }
+
+  post(msg: ToWorker): void {
+    if (this.alive) this.worker.postMessage(msg);
+  }
+
+  /** Graceful: the worker closes its session once idle. */
+  async shutdown(): Promise<void> {
+    this.post({ type: 'shutdown' });
+    await this.exited;
+  }
+
+  async terminate(): Promise<void> {
+    this.terminating = true;
+    await this.worker.terminate();
+    await this.exited;
+  }
+}
+
+/** Physical cores on Linux (distinct core ids); logical CPUs elsewhere. */
+export function physicalCores(): number {
+  try {
+    const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    const cores = new Set<string>();
+    let phys = '0';
+    for (const line of info.split('\n')) {
+      const [k, v] = line.split(':').map((x) => x?.trim());
+      if (k === 'physical id') phys = v;
+      if (k === 'core id') cores.add(`${phys}:${v}`);
+    }
+    if (cores.size > 0) return cores.size;
+  } catch {
+    // not Linux
+  }
+  return os.availableParallelism();
+}
+
+export type ModelState = 'loading' | 'ready' | 'failed' | 'closed';
+
+export class ServedModel {
+  state: ModelState = 'loading';
+  loadError?: Error;
+  info?: ModelInfo;
+  tokenizer!: Tokenizer;
+  vocabSize = 0;
+  contextLength = 0;
+  maxSequences = 0;
+  maxTokenBytes = 1;
+  threads?: number;
+  readonly workers: EngineWorker[] = [];
+  scheduler!: Scheduler;
+
+  constructor(
+    readonly name: string,
+    readonly path: string,
+    readonly isDefault: boolean,
+    private readonly opts: EngineOptions,
+    private readonly threadsPerWorker: number | undefined,
+  ) {}
+
+  /** Loads the tokenizer here and the model in every worker; resolves when all are ready. */
+  async start(): Promise<void> {
+    try {
+      this.tokenizer = Tokenizer.load(this.path);
+      this.vocabSize = this.tokenizer.vocabSize;
+      let longest = 1;
+      for (let id = 0; id < this.vocabSize; id++) longest = Math.max(longest, this.tokenizer.tokenBytes(id).length);
+      this.maxTokenBytes = longest;
+      this.threads = this.threadsPerWorker;
+      for (let i = 0; i < this.opts.workers; i++) {
+        this.workers.push(
+          new EngineWorker(i, {
+            protocol: WORKER_PROTOCOL_VERSION,
+            modelPath: this.path,
+            load: this.opts.load ?? {},
+            maxSequences: this.opts.maxSequences,
+            contextLength: this.opts.contextLength,
+            threads: this.threadsPerWorker,
+            kvType: this.opts.kvType,
+            prefillChunk: this.opts.prefillChunk,
+          }),
+        );
+      }
+      this.scheduler = new Scheduler(this.workers, this.opts.queueLimit);
+      const ready = await Promise.all(this.workers.map((w) => w.ready));
+      this.info = ready[0].info;
+      this.contextLength = ready[0].contextLength;
+      this.maxSequences = ready[0].maxSequences;
+      this.state = 'ready';
+    } catch (err) {
+      this.state = 'failed';
+      this.loadError = err instanceof Error ? err : new Error(String(err));
+      await Promise.all(this.workers.map((w) => w.terminate()));
+      throw new Error(`model '${this.name}' (${this.path}): ${this.loadError.message}`);
+    }
+  }
+
+  // What validation needs (ModelForValidation).
+  encode(text: string, opts: { addSpecial: boolean; parseSpecial: boolean }): ArrayLike<number> {
+    return this.tokenizer.encode(text, opts);
+  }
+
+  encodeChat(messages: Array<{ role: string; content: string }>): ArrayLike<number> {
+    return this.tokenizer.encodeChat(messages, { addGenerationPrompt: true });
+  }
+
+  hasChatTemplate(): boolean {
+    return this.tokenizer.hasChatTemplate();
+  }
+
+  /** Stops taking generations; waits for workers to finish their sequences, up to the caller. */
+  async close(force: boolean): Promise<void> {
+    this.scheduler?.close();
+    this.state = 'closed';
+    await Promise.all(this.workers.map((w) => (force ? w.terminate() : w.shutdown())));
+  }
+}
+
+export class WorkerPool {
+  readonly models = new Map<string, ServedModel>();
+  readonly defaultModel: ServedModel;
+
+  constructor(specs: ModelSpec[], opts: EngineOptions) {
+    if (specs.length === 0) throw new Error('no model configured');
+    const totalWorkers = specs.length * opts.workers;
+    const threads = opts.threads ?? (totalWorkers > 1 ? Math.max(1, Math.floor(physicalCores() / totalWorkers)) : undefined);
+    for (const [i, spec] of specs.entries()) {
+      if (this.models.has(spec.name)) throw new Error(`model name '${spec.name}' given twice`);
+      this.models.set(spec.name, new ServedModel(spec.name, spec.path, i === 0, opts, threads));
+    }
+    this.defaultModel = this.models.get(specs[0].name)!;
+  }
+
+  /** '' = the default model. */
+  get(name: string): ServedModel | undefined {
+    return name === '' ? this.defaultModel : this.models.get(name);
+  }
+
+  names(): string[] {
+    return [...this.models.keys()];
+  }
+
+  /** Loads all models; `onReady` is called as each one becomes ready. */
+  async start(onReady: (m: ServedModel) => void = () => undefined): Promise<void> {
+    await Promise.all(
+      [...this.models.values()].map(async (m) => {
+        await m.start();
+        onReady(m);
+      }),
+    );
+  }
+
+  inFlight(): number {
+    let n = 0;
+    for (const m of this.models.values()) if (m.scheduler) n += m.scheduler.inFlight + m.scheduler.queued;
+    return n;
+  }
+
+  async close(force: boolean): Promise<void> {
+    await Promise.all([...this.models.values()].map((m) => m.close(force)));
+  }
+}

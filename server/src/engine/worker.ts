@@ -1,0 +1,481 @@
+// An engine worker thread: loads the model (the weights are a shared read-only
+// mapping, so several workers on one file cost no extra memory), owns one Session
+// with `maxSequences` KV slots and runs continuous batching:
+//
+//   each step: take new messages (starts, cancels, pauses) without yielding,
+//              end cancelled / expired sequences,
+//              one token for every decoding sequence + a prompt chunk of the
+//              sequences still reading their prompt (split at fixed multiples of
+//              prefillChunk, so a long prompt never holds up running streams),
+//              one decode() for all of it, sample each sequence,
+//              detokenize and match stop strings, post one compact report.
+//
+// The loop runs synchronously while there is work; messages are pulled with
+// receiveMessageOnPort between steps (so a cancel takes effect within one step,
+// also during a long prompt), and the thread sleeps in its event loop when idle.
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { Model } from './model';
+import { StopMatcher, Tokenizer } from '../tokenizer';
+import type { Batch, Session } from './types';
+import {
+  DEFAULT_CONTEXT_CAP,
+  Finish,
+  RECORD_INTS,
+  WORKER_PROTOCOL_VERSION,
+  type FromWorker,
+  type StartGeneration,
+  type StepReport,
+  type ToWorker,
+  type WorkerConfig,
+} from './worker-protocol';
+
+interface StreamDecoder {
+  push(id: number): string;
+  flush(): string;
+}
+
+/** One generation in a KV slot. */
+interface Sequence {
+  id: number;
+  slot: number;
+  prompt: Int32Array;
+  /** Prompt tokens already decoded. */
+  fed: number;
+  /** Tokens in the slot's KV cache once the current step's batch is decoded. */
+  pos: number;
+  /** The last sampled token, fed at the next step. */
+  lastToken: number;
+  generated: number;
+  maxTokens: number;
+  ignoreEos: boolean;
+  paused: boolean;
+  cancelled: boolean;
+  deadline: number;
+  decoder: StreamDecoder;
+  stopper: StopMatcher | null;
+  stops: string[];
+  /** Text given to the stop matcher and not emitted yet (to tell which stop string matched). */
+  stopHeld: string;
+  logprobs: number;
+  /** Row of this sequence's logits in the current step (-1: none). */
+  row: number;
+}
+
+const port = parentPort!;
+const config = workerData as WorkerConfig;
+
+function post(msg: FromWorker, transfer?: ArrayBuffer[]): void {
+  port.postMessage(msg, transfer);
+}
+
+/** Accumulates one step's report; reused across steps. */
+class ReportBuilder {
+  private records: Int32Array;
+  private count = 0;
+  private texts: string[] = [];
+  private lps: number[] = [];
+  private tops: number[] = [];
+  private hasLogprobs = false;
+
+  constructor(capacity: number) {
+    this.records = new Int32Array(capacity * RECORD_INTS);
+  }
+
+  add(id: number, token: number, finish: Finish, text: string, stopIndex: number, lp?: { logprob: number; top?: Array<{ token: number; logprob: number }> }): void {
+    if ((this.count + 1) * RECORD_INTS > this.records.length) {
+      const bigger = new Int32Array(this.records.length * 2);
+      bigger.set(this.records);
+      this.records = bigger;
+    }
+    const o = this.count * RECORD_INTS;
+    this.records[o] = id;
+    this.records[o + 1] = token;
+    this.records[o + 2] = finish;
+    this.records[o + 3] = text.length;
+    this.records[o + 4] = -1;
+    this.records[o + 5] = stopIndex;
+    if (lp) {
+      const top = lp.top ?? [];
+      this.records[o + 4] = 1 + top.length;
+      this.lps.push(lp.logprob);
+      for (const t of top) {
+        this.lps.push(t.logprob);
+        this.tops.push(t.token);
+      }
+      this.hasLogprobs = true;
+    }
+    if (text.length > 0) this.texts.push(text);
+    this.count++;
+  }
+
+  get empty(): boolean {
+    return this.count === 0;
+  }
+
+  send(batchTokens: number, stepMs: number): void {
+    const records = this.records.slice(0, this.count * RECORD_INTS);
+    const logprobs = this.hasLogprobs ? Float32Array.from(this.lps) : null;
+    const topIds = this.hasLogprobs ? Int32Array.from(this.tops) : null;
+    const report: StepReport = { type: 'step', records, text: this.texts.join(''), logprobs, topIds, batchTokens, stepMs };
+    const transfer: ArrayBuffer[] = [records.buffer];
+    if (logprobs) transfer.push(logprobs.buffer as ArrayBuffer);
+    if (topIds) transfer.push(topIds.buffer as ArrayBuffer);
+    post(report, transfer);
+    this.count = 0;
+    this.texts = [];
+    if (this.hasLogprobs) {
+      this.lps = [];
+      this.tops = [];
+      this.hasLogprobs = false;
+    }
+  }
+}
+
+class BatchingEngine {
+  private readonly slots: Array<Sequence | null>;
+  /** Active sequences in admission order (prompt chunks are served first come, first served). */
+  private readonly active: Sequence[] = [];
+  private readonly byId = new Map<number, Sequence>();
+  private readonly batch: Batch;
+  private readonly batchSeqs: Sequence[];
+  private readonly report: ReportBuilder;
+  private running = false;
+  private closing = false;
+  private closed = false;
+
+  constructor(
+    private readonly model: Model,
+    private readonly session: Session,
+    private readonly tokenizer: Tokenizer,
+    private readonly prefillChunk: number,
+  ) {
+    this.slots = new Array(session.maxSequences).fill(null);
+    const cap = session.maxBatch;
+    this.batch = { seq: new Int32Array(cap), token: new Int32Array(cap), pos: new Int32Array(cap), logits: new Uint8Array(cap), length: 0 };
+    this.batchSeqs = new Array(cap);
+    this.report = new ReportBuilder(session.maxSequences * 2);
+  }
+
+  /** Handles one message; starts the loop if it was idle. */
+  onMessage(msg: ToWorker): void {
+    this.handle(msg);
+    if (!this.running) this.run();
+  }
+
+  private handle(msg: ToWorker): void {
+    switch (msg.type) {
+      case 'start':
+        this.admit(msg);
+        break;
+      case 'cancel': {
+        const s = this.byId.get(msg.id);
+        if (s) s.cancelled = true;
+        break;
+      }
+      case 'pause': {
+        const s = this.byId.get(msg.id);
+        if (s) s.paused = true;
+        break;
+      }
+      case 'resume': {
+        const s = this.byId.get(msg.id);
+        if (s) s.paused = false;
+        break;
+      }
+      case 'shutdown':
+        this.closing = true;
+        break;
+    }
+  }
+
+  private admit(msg: StartGeneration): void {
+    const slot = this.slots.indexOf(null);
+    if (slot < 0 || this.byId.has(msg.id)) {
+      post({ type: 'gen-error', id: msg.id, message: slot < 0 ? 'no free sequence slot' : `duplicate generation id ${msg.id}` });
+      return;
+    }
+    try {
+      this.session.clearSequence(slot);
+      const history = msg.tokens.length > msg.sampling.penaltyLastN ? msg.tokens.subarray(msg.tokens.length - msg.sampling.penaltyLastN) : msg.tokens;
+      this.session.setSampler(slot, msg.sampling, history);
+    } catch (err) {
+      post({ type: 'gen-error', id: msg.id, message: errorMessage(err) });
+      return;
+    }
+    const seq: Sequence = {
+      id: msg.id,
+      slot,
+      prompt: msg.tokens,
+      fed: 0,
+      pos: 0,
+      lastToken: -1,
+      generated: 0,
+      maxTokens: msg.maxTokens,
+      ignoreEos: msg.ignoreEos,
+      paused: false,
+      cancelled: false,
+      deadline: msg.deadline,
+      decoder: this.tokenizer.createStreamDecoder(),
+      stopper: msg.stops.length > 0 ? new StopMatcher(msg.stops) : null,
+      stops: msg.stops,
+      stopHeld: '',
+      logprobs: msg.logprobs,
+      row: -1,
+    };
+    this.slots[slot] = seq;
+    this.active.push(seq);
+    this.byId.set(seq.id, seq);
+  }
+
+  private drainMessages(): void {
+    for (;;) {
+      const m = receiveMessageOnPort(port);
+      if (!m) return;
+      this.handle(m.message as ToWorker);
+    }
+  }
+
+  /** Steps until nothing can run (no sequences, or all paused). */
+  private run(): void {
+    this.running = true;
+    try {
+      for (;;) {
+        this.drainMessages();
+        const t0 = performance.now();
+        this.endStopped();
+        const fed = this.buildBatch();
+        if (fed === 0) {
+          if (!this.report.empty) this.report.send(0, 0);
+          break;
+        }
+        this.decodeAndSample();
+        this.report.send(fed, performance.now() - t0);
+      }
+    } finally {
+      this.running = false;
+    }
+    if (this.closing && this.active.length === 0) this.close();
+  }
+
+  /** Ends cancelled sequences and those past their deadline. */
+  private endStopped(): void {
+    let now = 0;
+    for (let i = 0; i < this.active.length; i++) {
+      const s = this.active[i];
+      let finish = Finish.None;
+      if (s.cancelled) finish = Finish.Cancelled;
+      else if (s.deadline > 0 && (now || (now = Date.now())) >= s.deadline) finish = Finish.Deadline;
+      if (finish !== Finish.None) {
+        this.report.add(s.id, -1, finish, this.flushText(s).text, -1);
+        this.release(s);
+        i--;
+      }
+    }
+  }
+
+  /** Fills the batch; returns the number of entries. */
+  private buildBatch(): number {
+    const b = this.batch;
+    const cap = b.seq.length;
+    const ctx = this.session.contextLength;
+    let n = 0;
+    // One token for every decoding sequence.
+    for (let i = 0; i < this.active.length; i++) {
+      const s = this.active[i];
+      s.row = -1;
+      if (s.paused || s.fed < s.prompt.length) continue;
+      if (s.pos >= ctx) {
+        // The sampled token has no room in the context: the sequence is full.
+        this.report.add(s.id, -1, Finish.Length, this.flushText(s).text, -1);
+        this.release(s);
+        i--;
+        continue;
+      }
+      b.seq[n] = s.slot;
+      b.token[n] = s.lastToken;
+      b.pos[n] = s.pos;
+      b.logits[n] = 1;
+      this.batchSeqs[n] = s;
+      s.pos++;
+      n++;
+    }
+    // Prompt chunks, first come first served, while the batch has room.
+    for (const s of this.active) {
+      if (s.paused || s.fed >= s.prompt.length) continue;
+      const end = Math.min(s.prompt.length, (Math.floor(s.fed / this.prefillChunk) + 1) * this.prefillChunk);
+      const count = end - s.fed;
+      if (n + count > cap) break;
+      for (let p = s.fed; p < end; p++) {
+        b.seq[n] = s.slot;
+        b.token[n] = s.prompt[p];
+        b.pos[n] = p;
+        b.logits[n] = p === s.prompt.length - 1 ? 1 : 0;
+        this.batchSeqs[n] = s;
+        n++;
+      }
+      s.fed = end;
+      s.pos = end;
+    }
+    b.length = n;
+    return n;
+  }
+
+  private decodeAndSample(): void {
+    const b = this.batch;
+    try {
+      this.session.decode(b);
+    } catch (err) {
+      // The engine failed on this batch: every sequence in it ends with an error.
+      const failed = new Set<Sequence>();
+      for (let i = 0; i < b.length; i++) failed.add(this.batchSeqs[i]);
+      for (const s of failed) {
+        post({ type: 'gen-error', id: s.id, message: errorMessage(err) });
+        this.release(s);
+      }
+      return;
+    }
+    let row = 0;
+    for (let i = 0; i < b.length; i++) {
+      if (b.logits[i] === 0) continue;
+      const s = this.batchSeqs[i];
+      const r = row++;
+      let sampled;
+      try {
+        sampled = this.session.sample(s.slot, r);
+      } catch (err) {
+        post({ type: 'gen-error', id: s.id, message: errorMessage(err) });
+        this.release(s);
+        continue;
+      }
+      this.onToken(s, sampled.token, s.logprobs >= 0 ? sampled : undefined);
+    }
+  }
+
+  private onToken(s: Sequence, token: number, lp: { logprob: number; top?: Array<{ token: number; logprob: number }> } | undefined): void {
+    s.generated++;
+    s.lastToken = token;
+    if (!s.ignoreEos && this.tokenizer.isEndOfGeneration(token)) {
+      const { text, stopIndex } = this.flushText(s);
+      this.report.add(s.id, token, stopIndex >= 0 ? Finish.StopSequence : Finish.Eos, text, stopIndex, lp);
+      this.release(s);
+      return;
+    }
+    let text = s.decoder.push(token);
+    if (s.stopper) {
+      const r = this.matchStops(s, text);
+      text = r.text;
+      if (r.stopIndex >= 0) {
+        this.report.add(s.id, token, Finish.StopSequence, text, r.stopIndex, lp);
+        this.release(s);
+        return;
+      }
+    }
+    if (s.generated >= s.maxTokens) {
+      const tail = this.flushText(s);
+      this.report.add(s.id, token, tail.stopIndex >= 0 ? Finish.StopSequence : Finish.Length, text + tail.text, tail.stopIndex, lp);
+      this.release(s);
+      return;
+    }
+    this.report.add(s.id, token, Finish.None, text, -1, lp);
+  }
+
+  /** Everything held back (incomplete UTF-8, a possible stop string's start), at the end. */
+  private flushText(s: Sequence): { text: string; stopIndex: number } {
+    const text = s.decoder.flush();
+    if (!s.stopper) return { text, stopIndex: -1 };
+    const r = this.matchStops(s, text);
+    if (r.stopIndex >= 0) return r;
+    return { text: r.text + s.stopper.flush(), stopIndex: -1 };
+  }
+
+  /** Feeds the stop matcher; on a match, which stop string it was (the held text starts with it). */
+  private matchStops(s: Sequence, text: string): { text: string; stopIndex: number } {
+    const r = s.stopper!.push(text);
+    const held = s.stopHeld + text;
+    if (!r.stopped) {
+      s.stopHeld = held.slice(r.emit.length);
+      return { text: r.emit, stopIndex: -1 };
+    }
+    const rest = held.slice(r.emit.length);
+    let stopIndex = s.stops.findIndex((stop) => rest.startsWith(stop));
+    if (stopIndex < 0) stopIndex = 0;
+    return { text: r.emit, stopIndex };
+  }
+
+  private release(s: Sequence): void {
+    const i = this.active.indexOf(s);
+    if (i >= 0) this.active.splice(i, 1);
+    this.byId.delete(s.id);
+    this.slots[s.slot] = null;
+    try {
+      this.session.clearSequence(s.slot);
+    } catch {
+      // The slot is cleared again before reuse.
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.session.close();
+      this.model.close();
+    } finally {
+      post({ type: 'closed' });
+      port.close();
+    }
+  }
+
+  get idle(): boolean {
+    return this.active.length === 0;
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: string }).code;
+    return code ? `${code}: ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+function start(): void {
+  if (config.protocol !== WORKER_PROTOCOL_VERSION) {
+    post({
+      type: 'load-error',
+      message: `stale worker build (protocol ${WORKER_PROTOCOL_VERSION}, expected ${config.protocol}): run \`npm run build:ts\``,
+    });
+    port.close();
+    return;
+  }
+  let engine: BatchingEngine;
+  try {
+    const model = Model.load(config.modelPath, config.load);
+    const tokenizer = Tokenizer.load(config.modelPath);
+    const contextLength = config.contextLength > 0 ? config.contextLength : Math.min(model.info.contextLength, DEFAULT_CONTEXT_CAP);
+    const session = model.createSession({
+      maxSequences: config.maxSequences,
+      contextLength,
+      maxBatch: config.prefillChunk + config.maxSequences,
+      threads: config.threads,
+      kvType: config.kvType,
+    });
+    engine = new BatchingEngine(model, session, tokenizer, config.prefillChunk);
+    post({ type: 'ready', info: model.info, contextLength: session.contextLength, maxSequences: session.maxSequences });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    post({ type: 'load-error', message: err instanceof Error ? err.message : String(err), code });
+    port.close();
+    return;
+  }
+  port.on('message', (msg: ToWorker) => {
+    try {
+      engine.onMessage(msg);
+      if (msg.type === 'shutdown' && engine.idle) engine.close();
+    } catch (err) {
+      post({ type: 'fatal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    }
+  });
+}
+
+start();
