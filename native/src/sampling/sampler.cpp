@@ -66,7 +66,13 @@ Sampler::Sampler(int vocab_size, int max_history, int max_top,
   max_top_ = std::min(max_top, vocab_size);
   CpuPath best = sampler_best_path();
   path_ = best;
-  if (path >= 0 && best != CpuPath::Neon && path < static_cast<int>(best)) path_ = static_cast<CpuPath>(path);
+  if (path >= 0) {  // honour a request this CPU can run; otherwise keep the best
+    const CpuPath want = static_cast<CpuPath>(path);
+    const bool runs = want == CpuPath::Scalar ||
+                      (best == CpuPath::Neon ? want == CpuPath::Neon
+                                             : want != CpuPath::Neon && path <= static_cast<int>(best));
+    if (runs) path_ = want;
+  }
   math_ = sampler_math_for(path_);
   if (scratch) {
     if (scratch->vocab_size != vocab_size) invalid("sampler: shared scratch has another vocabulary size");

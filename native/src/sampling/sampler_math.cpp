@@ -16,6 +16,9 @@
 #include <immintrin.h>
 #define TS_SAMPLER_X86 1
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 namespace ts {
 namespace {
@@ -32,7 +35,10 @@ constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.33345190
 float sampler_exp_scalar(float x) {
   if (!(x >= kExpLo)) return 0.0f;  // also NaN
   if (x > 88.0f) x = 88.0f;         // the sampler only passes x <= 0; stay finite anyway
-  float n = std::nearbyint(x * kLog2e);
+  // Round to nearest by the 1.5 * 2^23 trick (|x * log2e| < 2^22 here): it
+  // needs no SSE4.1 roundss or libm call in the portable build.
+  float shifted = x * kLog2e + 12582912.0f;
+  float n = shifted - 12582912.0f;
   float r = x - n * kLn2Hi;
   r = r - n * kLn2Lo;
   float p = kP0;
@@ -284,6 +290,98 @@ TS_AVX512 int find_ge_avx512(const float* x, int n, float thr) {
 }
 #endif  // TS_SAMPLER_X86
 
+
+#if defined(__aarch64__)
+// ---------------------------------------------------------------- NEON
+inline float32x4_t exp_neon(float32x4_t x) {
+  const float32x4_t lo = vdupq_n_f32(kExpLo);
+  uint32x4_t valid = vcgeq_f32(x, lo);  // false for NaN
+  x = vminq_f32(vmaxq_f32(x, lo), vdupq_n_f32(88.0f));
+  float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(kLog2e)));
+  float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(kLn2Hi));
+  r = vfmsq_f32(r, n, vdupq_n_f32(kLn2Lo));
+  float32x4_t p = vdupq_n_f32(kP0);
+  p = vfmaq_f32(vdupq_n_f32(kP1), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP2), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP3), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP4), p, r);
+  p = vfmaq_f32(vdupq_n_f32(kP5), p, r);
+  float32x4_t y = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), vmulq_f32(p, r), r);
+  int32x4_t e = vshlq_n_s32(vcvtq_s32_f32(n), 23);
+  y = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(y), e));
+  return vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(y), valid));
+}
+
+void max_argmax_neon(const float* x, int n, float* max, int* argmax) {
+  float32x4_t best = vdupq_n_f32(-std::numeric_limits<float>::infinity());
+  uint32x4_t best_i = vdupq_n_u32(0);
+  const uint32_t init[4] = {0, 1, 2, 3};
+  uint32x4_t idx = vld1q_u32(init);
+  const uint32x4_t step = vdupq_n_u32(4);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t v = vld1q_f32(x + i);
+    uint32x4_t gt = vcgtq_f32(v, best);  // strict: keeps each lane's first index
+    best = vbslq_f32(gt, v, best);
+    best_i = vbslq_u32(gt, idx, best_i);
+    idx = vaddq_u32(idx, step);
+  }
+  float bv[4];
+  uint32_t bi[4];
+  vst1q_f32(bv, best);
+  vst1q_u32(bi, best_i);
+  float m = -std::numeric_limits<float>::infinity();
+  int a = 0;
+  for (int l = 0; l < 4; ++l) {
+    if (bv[l] > m || (bv[l] == m && static_cast<int>(bi[l]) < a)) {
+      m = bv[l];
+      a = static_cast<int>(bi[l]);
+    }
+  }
+  for (; i < n; ++i) {
+    if (x[i] > m) {
+      m = x[i];
+      a = i;
+    }
+  }
+  *max = m;
+  *argmax = a;
+}
+
+float exp_block_neon(const float* x, int n, float shift, float scale, float* out) {
+  const float32x4_t vs = vdupq_n_f32(shift), vk = vdupq_n_f32(scale);
+  float32x4_t acc = vdupq_n_f32(0.0f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t e = exp_neon(vmulq_f32(vsubq_f32(vld1q_f32(x + i), vs), vk));
+    vst1q_f32(out + i, e);
+    acc = vaddq_f32(acc, e);
+  }
+  float sum = vaddvq_f32(acc);
+  for (; i < n; ++i) {
+    float e = sampler_exp_scalar((x[i] - shift) * scale);
+    out[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+int find_ge_neon(const float* x, int n, float thr) {
+  const float32x4_t t = vdupq_n_f32(thr);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    uint32x4_t a = vcgeq_f32(vld1q_f32(x + i), t);
+    uint32x4_t b = vcgeq_f32(vld1q_f32(x + i + 4), t);
+    uint32x4_t c = vcgeq_f32(vld1q_f32(x + i + 8), t);
+    uint32x4_t d = vcgeq_f32(vld1q_f32(x + i + 12), t);
+    if (vmaxvq_u32(vorrq_u32(vorrq_u32(a, b), vorrq_u32(c, d))) != 0) break;
+  }
+  for (; i < n; ++i)
+    if (x[i] >= thr) return i;
+  return n;
+}
+#endif  // __aarch64__
+
 }  // namespace
 
 CpuPath sampler_best_path() {
@@ -306,6 +404,9 @@ SamplerMath sampler_math_for(CpuPath path) {
 #ifdef TS_SAMPLER_X86
   if (path == CpuPath::Avx512) return {max_argmax_avx512, exp_block_avx512, find_ge_avx512};
   if (path == CpuPath::Avx2) return {max_argmax_avx2, exp_block_avx2, find_ge_avx2};
+#endif
+#if defined(__aarch64__)
+  if (path == CpuPath::Neon) return {max_argmax_neon, exp_block_neon, find_ge_neon};
 #endif
   (void)path;
   return {max_argmax_scalar, exp_block_scalar, find_ge_scalar};

@@ -27,7 +27,7 @@ struct SamplerMath {
   int (*find_ge)(const float* x, int n, float thr);
 };
 
-// The variant set for a path; Neon and unknown paths get the scalar reference.
+// The variant set for a path (Neon on arm64; anything this build lacks gets the scalar reference).
 SamplerMath sampler_math_for(CpuPath path);
 // The best path this CPU runs (own CPUID check, independent of the kernels'
 // dispatch table so the sampler works on its own).
