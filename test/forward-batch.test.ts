@@ -171,6 +171,22 @@ describe('bad batches', () => {
     expect(codeOf(() => s.decode(wrong))).toBe('INVALID_ARGUMENT');
   });
 
+  test('sampler settings are checked; top logprobs come sorted and sum below 1', () => {
+    const greedy = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, penaltyLastN: 64, seed: 1, topLogprobs: 3 };
+    expect(codeOf(() => s.setSampler(0, { ...greedy, seed: 2 ** 40 }))).toBe('INVALID_ARGUMENT');
+    expect(codeOf(() => s.setSampler(0, { ...greedy, topLogprobs: 21 }))).toBe('INVALID_ARGUMENT');
+    expect(codeOf(() => s.setSampler(5, greedy))).toBe('INVALID_ARGUMENT');
+    s.setSampler(0, greedy);
+    decodeRows(s, seqEntries(0, [1, 2], 0));
+    const r = s.sample(0, 0);
+    expect(r.top).toHaveLength(3);
+    expect(r.top![0]).toEqual({ token: r.token, logprob: r.logprob });
+    expect(r.top![0].logprob).toBeGreaterThanOrEqual(r.top![1].logprob);
+    expect(r.top![1].logprob).toBeGreaterThanOrEqual(r.top![2].logprob);
+    expect(r.top!.reduce((a, t) => a + Math.exp(t.logprob), 0)).toBeLessThan(1);
+    s.clearSequence(0);
+  });
+
   test('sample() checks the row and that it belongs to the sequence', () => {
     decodeRows(s, seqEntries(0, [1, 2], 0));
     expect(codeOf(() => s.sample(0, 1))).toBe('INVALID_ARGUMENT'); // only row 0 exists
@@ -181,6 +197,9 @@ describe('bad batches', () => {
 
   test('bad session options are refused', () => {
     expect(codeOf(() => model.createSession({ maxSequences: 0, contextLength: 16 }))).toBe('INVALID_ARGUMENT');
+    expect(codeOf(() => model.createSession({ maxSequences: 1, contextLength: 1e12 }))).toBe('INVALID_ARGUMENT');
+    expect(codeOf(() => model.createSession({ maxSequences: 1.5, contextLength: 16 }))).toBe('INVALID_ARGUMENT');
+    expect(codeOf(() => model.createSession({ maxSequences: 1, contextLength: 16, threads: -1 }))).toBe('INVALID_ARGUMENT');
     expect(codeOf(() => model.createSession({ maxSequences: 1, contextLength: 1 << 20 }))).toBe('INVALID_ARGUMENT');
     expect(codeOf(() => model.createSession({ maxSequences: 1, contextLength: 16, kvType: 'q8' as 'f16' }))).toBe('INVALID_ARGUMENT');
   });

@@ -55,6 +55,16 @@ double NumberProp(const Napi::Object& o, const char* key, double def) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// An integer option in [lo, hi]; absent = def. Checked before any cast (a
+// double outside int's range must not reach static_cast).
+int64_t IntProp(const Napi::Object& o, const char* key, int64_t def, int64_t lo, int64_t hi) {
+  const double d = NumberProp(o, key, static_cast<double>(def));
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != static_cast<double>(static_cast<int64_t>(d)))
+    throw EngineError("INVALID_ARGUMENT", std::string(key) + " must be an integer in [" + std::to_string(lo) + ", " +
+                                              std::to_string(hi) + "]");
+  return static_cast<int64_t>(d);
+}
+
 bool BoolProp(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   return !v.IsUndefined() && !v.IsNull() && v.ToBoolean().Value();
@@ -165,11 +175,12 @@ Napi::Value SessionCreate(const Napi::CallbackInfo& info) {
     if (!info[1].IsObject()) throw EngineError("INVALID_ARGUMENT", "session options must be an object");
     Napi::Object o = info[1].As<Napi::Object>();
     SessionOptions opts;
-    opts.max_sequences = static_cast<int>(NumberProp(o, "maxSequences", 1));
-    opts.context_length = static_cast<int>(NumberProp(o, "contextLength", 0));
-    opts.max_batch = static_cast<int>(NumberProp(o, "maxBatch", 512));
-    opts.max_outputs = static_cast<int>(NumberProp(o, "maxOutputs", 0));
-    opts.threads = static_cast<int>(NumberProp(o, "threads", 0));
+    const int64_t kMax = 1 << 30;  // the session checks the real limits with clearer messages
+    opts.max_sequences = static_cast<int>(IntProp(o, "maxSequences", 1, -kMax, kMax));
+    opts.context_length = static_cast<int>(IntProp(o, "contextLength", 0, -kMax, kMax));
+    opts.max_batch = static_cast<int>(IntProp(o, "maxBatch", 512, -kMax, kMax));
+    opts.max_outputs = static_cast<int>(IntProp(o, "maxOutputs", 0, -kMax, kMax));
+    opts.threads = static_cast<int>(IntProp(o, "threads", 0, -kMax, kMax));
     Napi::Value kv = o.Get("kvType");
     if (kv.IsString()) {
       const std::string s = kv.As<Napi::String>().Utf8Value();
@@ -221,15 +232,15 @@ Napi::Value SessionSetSampler(const Napi::CallbackInfo& info) {
     Napi::Object o = info[2].As<Napi::Object>();
     SamplerParams p;
     p.temperature = static_cast<float>(NumberProp(o, "temperature", 0));
-    p.top_k = static_cast<int>(NumberProp(o, "topK", 0));
+    p.top_k = static_cast<int>(IntProp(o, "topK", 0, 0, 1 << 30));
     p.top_p = static_cast<float>(NumberProp(o, "topP", 1));
     p.min_p = static_cast<float>(NumberProp(o, "minP", 0));
     p.repetition_penalty = static_cast<float>(NumberProp(o, "repetitionPenalty", 1));
     p.presence_penalty = static_cast<float>(NumberProp(o, "presencePenalty", 0));
     p.frequency_penalty = static_cast<float>(NumberProp(o, "frequencyPenalty", 0));
-    p.penalty_last_n = static_cast<int>(NumberProp(o, "penaltyLastN", 64));
-    p.seed = static_cast<uint32_t>(static_cast<int64_t>(NumberProp(o, "seed", 0)));
-    p.n_top = static_cast<int>(NumberProp(o, "topLogprobs", 0));
+    p.penalty_last_n = static_cast<int>(IntProp(o, "penaltyLastN", 64, -1, 1 << 30));
+    p.seed = static_cast<uint32_t>(IntProp(o, "seed", 0, 0, 0xffffffffLL));
+    p.n_top = static_cast<int>(IntProp(o, "topLogprobs", 0, 0, Session::kMaxTopLogprobs));
     const int32_t* hist = nullptr;
     int n_hist = 0;
     if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) {
