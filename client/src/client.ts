@@ -265,6 +265,8 @@ function request(input: GenerationInput & { cancel?: boolean }): GenerateRequest
     parseSpecial: input.parseSpecial ?? false,
     includeBytes: input.includeBytes ?? false,
     timeoutMs: input.timeoutMs ?? 0,
+    traceparent: input.traceparent ?? '',
+    tracestate: input.tracestate ?? '',
   };
 }
 

@@ -12,12 +12,13 @@ export interface GenerationJob {
   readonly id: number;
   /** What the worker runs. */
   readonly work: Omit<StartGeneration, 'type' | 'id'>;
-  /** Left the queue for a worker. */
-  dispatched(): void;
+  /** Left the queue for worker `workerIndex`. */
+  dispatched(workerIndex: number): void;
   /**
    * One record of a step: a token (or -1) with its text and, when asked for,
    * logprobs (logprobs[lpOffset] is the token's, then lpCount-1 alternatives whose
    * ids start at topIds[topOffset]). `finish` != None ends the generation.
+   * `time`: when the step's tokens left the engine (epoch ms, taken in the worker).
    */
   record(
     token: number,
@@ -29,6 +30,7 @@ export interface GenerationJob {
     lpCount: number,
     topIds: Int32Array | null,
     topOffset: number,
+    time: number,
   ): void;
   /** The engine failed this generation (it has been dropped). */
   failed(message: string): void;
@@ -116,7 +118,7 @@ export class Scheduler {
   private dispatch(job: GenerationJob, worker: EngineWorker): void {
     worker.load++;
     this.running.set(job.id, { job, worker });
-    job.dispatched();
+    job.dispatched(worker.index);
     const w = job.work;
     worker.post({ type: 'start', id: job.id, ...w });
   }
@@ -155,7 +157,7 @@ export class Scheduler {
         p.worker.load--;
         freed = true;
       }
-      p.job.record(rec[o + Rec.Token], text, finish, rec[o + Rec.StopIndex], r.logprobs, lpOffset, Math.max(0, lpCount), r.topIds, topOffset);
+      p.job.record(rec[o + Rec.Token], text, finish, rec[o + Rec.StopIndex], r.logprobs, lpOffset, Math.max(0, lpCount), r.topIds, topOffset, r.time);
     }
     if (freed) this.pump();
   }

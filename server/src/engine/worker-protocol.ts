@@ -79,8 +79,12 @@ export interface StepReport {
   logprobs: Float32Array | null;
   /** Per entry with logprobs: the alternatives' ids (count - 1 of them). */
   topIds: Int32Array | null;
-  /** Tokens fed to the engine in this step (prompt + decode), for metrics. */
+  /** When the step's tokens left the engine (nowMs(): epoch ms, comparable across threads). */
+  time: number;
+  /** Tokens fed to the engine in this step (prompt + decode) and the sequences they belong to. */
   batchTokens: number;
+  batchSequences: number;
+  /** The step's duration: batch building, one decode(), sampling, detokenizing. */
   stepMs: number;
 }
 

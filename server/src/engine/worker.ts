@@ -15,6 +15,7 @@
 // also during a long prompt), and the thread sleeps in its event loop when idle.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Model } from './model';
+import { nowMs } from '../telemetry/clock';
 import { StopMatcher, Tokenizer } from '../tokenizer';
 import type { Batch, Session } from './types';
 import {
@@ -112,11 +113,11 @@ class ReportBuilder {
     return this.count === 0;
   }
 
-  send(batchTokens: number, stepMs: number): void {
+  send(batchTokens: number, batchSequences: number, stepMs: number): void {
     const records = this.records.slice(0, this.count * RECORD_INTS);
     const logprobs = this.hasLogprobs ? Float32Array.from(this.lps) : null;
     const topIds = this.hasLogprobs ? Int32Array.from(this.tops) : null;
-    const report: StepReport = { type: 'step', records, text: this.texts.join(''), logprobs, topIds, batchTokens, stepMs };
+    const report: StepReport = { type: 'step', records, text: this.texts.join(''), logprobs, topIds, time: nowMs(), batchTokens, batchSequences, stepMs };
     const transfer: ArrayBuffer[] = [records.buffer];
     if (logprobs) transfer.push(logprobs.buffer as ArrayBuffer);
     if (topIds) transfer.push(topIds.buffer as ArrayBuffer);
@@ -245,11 +246,12 @@ class BatchingEngine {
         this.endStopped();
         const fed = this.buildBatch();
         if (fed === 0) {
-          if (!this.report.empty) this.report.send(0, 0);
+          if (!this.report.empty) this.report.send(0, 0, 0);
           break;
         }
+        const sequences = this.batchSequenceCount();
         this.decodeAndSample();
-        this.report.send(fed, performance.now() - t0);
+        this.report.send(fed, sequences, performance.now() - t0);
       }
     } finally {
       this.running = false;
@@ -317,6 +319,13 @@ class BatchingEngine {
       s.pos = end;
     }
     b.length = n;
+    return n;
+  }
+
+  /** Distinct sequences in the batch (entries of one sequence are contiguous). */
+  private batchSequenceCount(): number {
+    let n = 0;
+    for (let i = 0; i < this.batch.length; i++) if (i === 0 || this.batchSeqs[i] !== this.batchSeqs[i - 1]) n++;
     return n;
   }
 

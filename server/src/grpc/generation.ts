@@ -10,6 +10,7 @@
 import { Buffer } from 'node:buffer';
 import type { Writable } from 'node:stream';
 import { Finish } from '../engine/worker-protocol';
+import { nowMs } from '../telemetry/clock';
 import type { GenerationJob, Scheduler } from '../engine/scheduler';
 import type { ServedModel } from '../engine/worker-pool';
 import type { StartGeneration } from '../engine/worker-protocol';
@@ -111,10 +112,13 @@ export class Generation implements GenerationJob {
   private stallTimer: NodeJS.Timeout | null = null;
   private deadlineTimer: NodeJS.Timeout | null = null;
 
-  private readonly arrivedAt = performance.now();
+  // Epoch milliseconds (nowMs()); token times are taken in the worker.
+  private readonly arrivedAt = nowMs();
   private dispatchedAt = 0;
   private firstTokenAt = 0;
   private lastTokenAt = 0;
+  /** The worker that ran it (-1: none yet). */
+  workerIndex = -1;
 
   constructor(
     readonly requestId: string,
@@ -156,9 +160,10 @@ export class Generation implements GenerationJob {
     }
   }
 
-  dispatched(): void {
+  dispatched(workerIndex: number): void {
     this.state = 'running';
-    this.dispatchedAt = performance.now();
+    this.workerIndex = workerIndex;
+    this.dispatchedAt = nowMs();
   }
 
   /**
@@ -183,12 +188,12 @@ export class Generation implements GenerationJob {
     lpCount: number,
     topIds: Int32Array | null,
     topOffset: number,
+    time: number,
   ): void {
     if (this.state === 'done') return;
     if (token >= 0) {
-      const now = performance.now();
-      if (this.completion === 0) this.firstTokenAt = now;
-      this.lastTokenAt = now;
+      if (this.completion === 0) this.firstTokenAt = time;
+      this.lastTokenAt = time;
       this.completion++;
       this.pendingIds.push(token);
       if (logprobs && lpCount > 0) {
@@ -289,6 +294,7 @@ export class Generation implements GenerationJob {
       usage: { promptTokens: this.v.tokens.length, completionTokens: this.completion },
       timings: this.timings(),
       matchedStop,
+      traceId: '',
     };
     this.complete(() => {
       this.writer.write({ requestId: this.requestId, final });
@@ -317,7 +323,7 @@ export class Generation implements GenerationJob {
   }
 
   private timings(): Final['timings'] {
-    const end = performance.now();
+    const end = nowMs();
     const queueEnd = this.dispatchedAt || end;
     const decodeSeconds = (this.lastTokenAt - this.firstTokenAt) / 1000;
     return {

@@ -161,6 +161,13 @@ export interface GenerateRequest {
    * own gRPC deadline ends the whole call.
    */
   timeoutMs: number;
+  /**
+   * W3C trace context (https://www.w3.org/TR/trace-context/) for this
+   * generation's trace span; when empty, the call's `traceparent` metadata is
+   * used. Lets one stream carry generations of different traces.
+   */
+  traceparent: string;
+  tracestate: string;
 }
 
 /** Every field is optional: unset means the default given here (not zero). */
@@ -290,6 +297,8 @@ export interface Final {
     | undefined;
   /** The stop string that matched, for STOP_SEQUENCE. */
   matchedStop: string;
+  /** The trace id of this generation's span, when it was traced (else empty). */
+  traceId: string;
 }
 
 export interface Usage {
@@ -495,6 +504,8 @@ function createBaseGenerateRequest(): GenerateRequest {
     parseSpecial: false,
     includeBytes: false,
     timeoutMs: 0,
+    traceparent: "",
+    tracestate: "",
   };
 }
 
@@ -536,6 +547,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(88).uint32(message.timeoutMs);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(98).string(message.traceparent);
+    }
+    if (message.tracestate !== "") {
+      writer.uint32(106).string(message.tracestate);
     }
     return writer;
   },
@@ -651,6 +668,22 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.tracestate = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -698,6 +731,8 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
         : isSet(object.timeout_ms)
         ? globalThis.Number(object.timeout_ms)
         : 0,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
+      tracestate: isSet(object.tracestate) ? globalThis.String(object.tracestate) : "",
     };
   },
 
@@ -736,6 +771,12 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     if (message.timeoutMs !== 0) {
       obj.timeoutMs = Math.round(message.timeoutMs);
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
+    if (message.tracestate !== "") {
+      obj.tracestate = message.tracestate;
+    }
     return obj;
   },
 
@@ -757,6 +798,8 @@ export const GenerateRequest: MessageFns<GenerateRequest> = {
     message.parseSpecial = object.parseSpecial ?? false;
     message.includeBytes = object.includeBytes ?? false;
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.traceparent = object.traceparent ?? "";
+    message.tracestate = object.tracestate ?? "";
     return message;
   },
 };
@@ -1545,7 +1588,7 @@ export const TopLogprob: MessageFns<TopLogprob> = {
 };
 
 function createBaseFinal(): Final {
-  return { finishReason: 0, usage: undefined, timings: undefined, matchedStop: "" };
+  return { finishReason: 0, usage: undefined, timings: undefined, matchedStop: "", traceId: "" };
 }
 
 export const Final: MessageFns<Final> = {
@@ -1561,6 +1604,9 @@ export const Final: MessageFns<Final> = {
     }
     if (message.matchedStop !== "") {
       writer.uint32(34).string(message.matchedStop);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(42).string(message.traceId);
     }
     return writer;
   },
@@ -1610,6 +1656,14 @@ export const Final: MessageFns<Final> = {
             message.matchedStop = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1636,6 +1690,11 @@ export const Final: MessageFns<Final> = {
         : isSet(object.matched_stop)
         ? globalThis.String(object.matched_stop)
         : "",
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
     };
   },
 
@@ -1653,6 +1712,9 @@ export const Final: MessageFns<Final> = {
     if (message.matchedStop !== "") {
       obj.matchedStop = message.matchedStop;
     }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
     return obj;
   },
 
@@ -1667,6 +1729,7 @@ export const Final: MessageFns<Final> = {
       ? Timings.fromPartial(object.timings)
       : undefined;
     message.matchedStop = object.matchedStop ?? "";
+    message.traceId = object.traceId ?? "";
     return message;
   },
 };
