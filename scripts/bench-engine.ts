@@ -1,5 +1,5 @@
 // npm run bench:engine -- --model FILE [--threads N] [--json] [--no-peer]
-//                         [--reps N] [--tokens N]
+//                         [--reps N] [--tokens N] [--prompt N] [--batch 4,8]
 //
 // Engine throughput, ours against llama.cpp (node-llama-cpp 3.21.1, CPU
 // backend) on the same GGUF file with the same thread count, in one run:
@@ -23,9 +23,7 @@ import { Model, createBatch } from '../server/src/engine/model';
 import type { GgufMetadata, SamplingConfig } from '../server/src/engine/types';
 import { measureLlamaCpp, type EngineNumbers, type RunPlan } from './peer/llamacpp';
 
-const PP_TOKENS = 128;
 const GEN_PROMPT = 16;
-const BATCH_SIZES = [4, 8];
 
 interface Options {
   model: string;
@@ -34,12 +32,15 @@ interface Options {
   peer: boolean;
   reps: number;
   tokens: number;
+  prompt: number; // pp prompt length
+  batchSizes: number[];
 }
 
-const USAGE = 'usage: npm run bench:engine -- --model FILE [--threads N] [--json] [--no-peer] [--reps N] [--tokens N]';
+const USAGE =
+  'usage: npm run bench:engine -- --model FILE [--threads N] [--json] [--no-peer] [--reps N] [--tokens N] [--prompt N] [--batch 4,8]';
 
 function parseArgs(argv: string[]): Options {
-  const o: Partial<Options> = { json: false, peer: true, reps: 3, tokens: 64 };
+  const o: Partial<Options> = { json: false, peer: true, reps: 3, tokens: 64, prompt: 128, batchSizes: [4, 8] };
   const int = (v: string | undefined, name: string, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer >= ${min}\n${USAGE}`);
@@ -53,6 +54,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-peer') o.peer = false;
     else if (a === '--reps') o.reps = int(argv[++i], a, 1);
     else if (a === '--tokens') o.tokens = int(argv[++i], a, 1);
+    else if (a === '--prompt') o.prompt = int(argv[++i], a, 1);
+    else if (a === '--batch') o.batchSizes = (argv[++i] ?? '').split(',').map((x) => int(x, a, 1));
     else if (a === '--help' || a === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -223,12 +226,12 @@ export async function main(argv: string[]): Promise<number> {
   const plan: RunPlan = {
     model: opts.model,
     threads,
-    prompt: tokenIds(PP_TOKENS, vocab, 1),
+    prompt: tokenIds(opts.prompt, vocab, 1),
     genPrompt: tokenIds(GEN_PROMPT, vocab, 2),
     genTokens: opts.tokens,
-    batchSizes: BATCH_SIZES,
+    batchSizes: opts.batchSizes,
     reps: opts.reps,
-    contextLength: 256 + opts.tokens,
+    contextLength: Math.max(opts.prompt, GEN_PROMPT + opts.tokens) + 64,
   };
   const loadBefore = loadAverage();
   log(`load before: ${loadBefore}`);
@@ -264,9 +267,9 @@ export async function main(argv: string[]): Promise<number> {
   const fmtR = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)}x`);
   const rat = peer ? ratio(ours, peer) : null;
   const rows: Array<[string, number, number | undefined, number | undefined]> = [
-    [`pp tok/s (${PP_TOKENS}-token prompt)`, ours.pp_tps, peer?.pp_tps, rat?.pp_tps],
+    [`pp tok/s (${opts.prompt}-token prompt)`, ours.pp_tps, peer?.pp_tps, rat?.pp_tps],
     ['tg tok/s (batch 1)', ours.tg_tps, peer?.tg_tps, rat?.tg_tps],
-    ...BATCH_SIZES.map((n): [string, number, number | undefined, number | undefined] => [
+    ...opts.batchSizes.map((n): [string, number, number | undefined, number | undefined] => [
       `decode tok/s, ${n} sequences`,
       ours.batch_tps[String(n)],
       peer?.batch_tps[String(n)],

@@ -45,11 +45,13 @@ test('--json --no-peer prints exactly the documented object', async () => {
   expect(r.ratio).toBeNull();
 });
 
-test('the text report names every measure', async () => {
+test('the text report names every measure, with the chosen prompt and batch sizes', async () => {
   const { code, stdout } = await runMain(['--model', TINY, '--no-peer', '--reps', '1', '--tokens', '2', '--threads', '1']);
   expect(code).toBe(0);
   for (const s of ['pp tok/s (128-token prompt)', 'tg tok/s (batch 1)', 'decode tok/s, 4 sequences', 'decode tok/s, 8 sequences', 'weights read per token'])
     expect(stdout).toContain(s);
+  const other = await runMain(['--model', TINY, '--json', '--no-peer', '--reps', '1', '--tokens', '2', '--threads', '1', '--prompt', '40', '--batch', '2,3']);
+  expect(Object.keys(JSON.parse(other.stdout).ours.batch_tps)).toEqual(['2', '3']);
 });
 
 test('bad arguments are refused', async () => {
