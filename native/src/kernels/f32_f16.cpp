@@ -167,24 +167,38 @@ struct LoadBF16x16 {
   static constexpr int kBytes = 2;
 };
 
+// One weight row against B activation rows: each 16 weights are converted
+// once and multiplied into B sets of 4 accumulators (see rows_by_tiles).
 template <class L>
-TS_AVX512 float dot_float_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const float* x = reinterpret_cast<const float*>(act);
-  const __mmask16 all = 0xffff;
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t i = 0;
-  for (; i + 64 <= cols; i += 64) {
-    a0 = _mm512_fmadd_ps(L::load(w + i * L::kBytes, all), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(L::load(w + (i + 16) * L::kBytes, all), _mm512_loadu_ps(x + i + 16), a1);
-    a2 = _mm512_fmadd_ps(L::load(w + (i + 32) * L::kBytes, all), _mm512_loadu_ps(x + i + 32), a2);
-    a3 = _mm512_fmadd_ps(L::load(w + (i + 48) * L::kBytes, all), _mm512_loadu_ps(x + i + 48), a3);
+struct FloatRowAvx512 {
+  template <int B>
+  TS_AVX512 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* out,
+                            int64_t out_stride) {
+    const __mmask16 all = 0xffff;
+    __m512 a[B][4];
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) a[b][0] = a[b][1] = a[b][2] = a[b][3] = _mm512_setzero_ps();
+    auto x = [&](int b) { return reinterpret_cast<const float*>(act + b * act_stride); };
+    int64_t i = 0;
+    for (; i + 64 <= cols; i += 64) {
+      #pragma GCC unroll 8
+      for (int j = 0; j < 4; ++j) {
+        const __m512 wv = L::load(w + (i + 16 * j) * L::kBytes, all);
+        #pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) a[b][j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x(b) + i + 16 * j), a[b][j]);
+      }
+    }
+    for (; i < cols; i += 16) {
+      const __mmask16 m = cols - i >= 16 ? all : static_cast<__mmask16>((1u << (cols - i)) - 1);
+      const __m512 wv = L::load(w + i * L::kBytes, m);
+      #pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) a[b][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x(b) + i), a[b][0]);
+    }
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b)
+      out[b * out_stride] = hsum_f32x16(_mm512_add_ps(_mm512_add_ps(a[b][0], a[b][1]), _mm512_add_ps(a[b][2], a[b][3])));
   }
-  for (; i < cols; i += 16) {
-    const __mmask16 m = cols - i >= 16 ? all : static_cast<__mmask16>((1u << (cols - i)) - 1);
-    a0 = _mm512_fmadd_ps(L::load(w + i * L::kBytes, m), _mm512_maskz_loadu_ps(m, x + i), a0);
-  }
-  return hsum_f32x16(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
+};
 
 template <class L>
 TS_AVX512 void dequantize_float_avx512(const void* src, float* dst, int64_t n) {
@@ -261,7 +275,7 @@ TypeKernels f32_kernels(PathVariant v) {
   TypeKernels k{ActFormat::F32, nullptr, dequantize_f32_scalar, rows_by_dot<dot_f32_scalar>};
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_float_avx2<LoadF32x8>>;
-  if (v.path == CpuPath::Avx512) k.rows = rows_by_dot<dot_float_avx512<LoadF32x16>>;
+  if (v.path == CpuPath::Avx512) k.rows = rows_by_tiles<FloatRowAvx512<LoadF32x16>>;
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_float_neon<4, load_f32x4, scalar_f32>>;
 #endif
@@ -273,7 +287,7 @@ TypeKernels f16_kernels(PathVariant v) {
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2) k = {ActFormat::F32, nullptr, dequantize_f16_avx2, rows_by_dot<dot_float_avx2<LoadF16x8>>};
   if (v.path == CpuPath::Avx512)
-    k = {ActFormat::F32, nullptr, dequantize_float_avx512<LoadF16x16>, rows_by_dot<dot_float_avx512<LoadF16x16>>};
+    k = {ActFormat::F32, nullptr, dequantize_float_avx512<LoadF16x16>, rows_by_tiles<FloatRowAvx512<LoadF16x16>>};
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon)
     k = {ActFormat::F32, nullptr, dequantize_f16_neon, rows_by_dot<dot_float_neon<2, load_f16x4, scalar_f16>>};
@@ -286,7 +300,7 @@ TypeKernels bf16_kernels(PathVariant v) {
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2) k = {ActFormat::F32, nullptr, dequantize_bf16_avx2, rows_by_dot<dot_float_avx2<LoadBF16x8>>};
   if (v.path == CpuPath::Avx512)
-    k = {ActFormat::F32, nullptr, dequantize_float_avx512<LoadBF16x16>, rows_by_dot<dot_float_avx512<LoadBF16x16>>};
+    k = {ActFormat::F32, nullptr, dequantize_float_avx512<LoadBF16x16>, rows_by_tiles<FloatRowAvx512<LoadBF16x16>>};
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_float_neon<2, load_bf16x4, scalar_bf16>>;
 #endif

@@ -107,5 +107,31 @@ void rows_by_dot(const RowsArgs& a, int64_t r0, int64_t r1) {
   }
 }
 
+// Driver for kernels that take one weight row against up to 4 activation
+// rows at once, unpacking the weights once for all of them:
+// K::run<B>(w_row, act, act_row_bytes, cols, y, y_stride) writes
+// y[b * y_stride] for b < B. Tiles of 4 batch rows walk the task's weight
+// rows (so the 4 activation rows stay in L1 and the weight rows in L2).
+// For a batch of 1 this is the plain GEMV: run<1> row after row.
+template <class K, int B>
+void rows_tile(const RowsArgs& a, int64_t b0, int64_t r0, int64_t r1) {
+  const uint8_t* act = a.act + static_cast<size_t>(b0) * a.act_row_bytes;
+  float* y = a.y + b0 * a.y_stride;
+  for (int64_t r = r0; r < r1; ++r)
+    K::template run<B>(a.w + static_cast<size_t>(r) * a.w_row_bytes, act, a.act_row_bytes, a.cols, y + r, a.y_stride);
+}
+
+template <class K>
+void rows_by_tiles(const RowsArgs& a, int64_t r0, int64_t r1) {
+  int64_t b = 0;
+  for (; b + 4 <= a.batch; b += 4) rows_tile<K, 4>(a, b, r0, r1);
+  switch (a.batch - b) {
+    case 3: rows_tile<K, 3>(a, b, r0, r1); break;
+    case 2: rows_tile<K, 2>(a, b, r0, r1); break;
+    case 1: rows_tile<K, 1>(a, b, r0, r1); break;
+    default: break;
+  }
+}
+
 }  // namespace kimpl
 }  // namespace ts

@@ -108,37 +108,55 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
 // nibble bytes fill one register whose low nibbles line up with group.lo and
 // high nibbles with group.hi; the "- 8" enters as the group's precomputed
 // offset, and the four fp16 scales are picked out of the blocks with one
-// word permute. Any last 1..3 blocks use plain Q8_0 activations.
+// word permute. Any last 1..3 blocks use plain Q8_0 activations. One weight
+// row against B activation rows (see rows_by_tiles).
 template <bool kVnni>
-TS_AVX512_VNNI float dot_q4_0_x4_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const int64_t nb = cols / QK4_0;
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  // 16-bit word index of block k's d in 64 bytes from block 0: 9k (18 bytes per block)
-  const __m512i d_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
-                                           18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
-  const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 4 <= nb; i += 4, ++g) {
-    const uint8_t* xb = w + i * sizeof(block_q4_0);
-    __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 2)));
-    q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 20)), 1);
-    q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 38)), 2);
-    q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 56)), 3);
-    __m512i p = _mm512_load_si512(g->offset);
-    p = dpbusd<kVnni>(p, _mm512_and_si512(q, low4), _mm512_load_si512(g->lo));
-    p = dpbusd<kVnni>(p, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), _mm512_load_si512(g->hi));
-    const __m512i dw = _mm512_permutexvar_epi16(d_index, _mm512_loadu_si512(xb));
-    const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), _mm512_load_ps(g->d));
-    if (i & 4)
-      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1);
-    else
-      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
+struct Q4_0RowAvx512 {
+  template <int B>
+  TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
+                                 int64_t y_stride) {
+    const int64_t nb = cols / QK4_0;
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    // 16-bit word index of block k's d in 64 bytes from block 0: 9k (18 bytes per block)
+    const __m512i d_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
+                                             18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    __m512 acc0[B], acc1[B];
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      const uint8_t* xb = w + i * sizeof(block_q4_0);
+      __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 2)));
+      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 20)), 1);
+      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 38)), 2);
+      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 56)), 3);
+      const __m512i lo = _mm512_and_si512(q, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(d_index, _mm512_loadu_si512(xb))));
+      #pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) {
+        const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
+        __m512i p = _mm512_load_si512(g->offset);
+        p = dpbusd<kVnni>(p, lo, _mm512_load_si512(g->lo));
+        p = dpbusd<kVnni>(p, hi, _mm512_load_si512(g->hi));
+        const __m512 d = _mm512_mul_ps(dw, _mm512_load_ps(g->d));
+        if (i & 4)
+          acc1[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1[b]);
+        else
+          acc0[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0[b]);
+      }
+    }
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      float sum = hsum_f32x16(_mm512_add_ps(acc0[b], acc1[b]));
+      if (i < nb) {
+        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0N4Group);
+        sum += dot_q4_0_avx2(w + i * sizeof(block_q4_0), tail, (nb - i) * QK4_0);
+      }
+      y[b * y_stride] = sum;
+    }
   }
-  float sum = hsum_f32x16(_mm512_add_ps(acc0, acc1));
-  if (i < nb) sum += dot_q4_0_avx2(w + i * sizeof(block_q4_0), reinterpret_cast<const uint8_t*>(g), (nb - i) * QK4_0);
-  return sum;
-}
+};
 
 #endif  // __x86_64__
 
@@ -185,7 +203,7 @@ TypeKernels q4_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0N4;
     k.quantize = quantize_q8_0n4_fn(v.path);
-    k.rows = v.vnni ? rows_by_dot<dot_q4_0_x4_avx512<true>> : rows_by_dot<dot_q4_0_x4_avx512<false>>;
+    k.rows = v.vnni ? rows_by_tiles<Q4_0RowAvx512<true>> : rows_by_tiles<Q4_0RowAvx512<false>>;
   }
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q4_0_neon>;

@@ -175,56 +175,76 @@ TS_AVX512_VNNI inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
 // into [L_j, H_j] and [L_j+1, H_j+1], each lining up with 64 contiguous
 // activation bytes. Scales enter through dpwssd against int16 vectors made
 // by one word permute of the 8 scales; the mins through bsums once per
-// super-block.
+// super-block. One weight row against B activation rows (see rows_by_tiles).
 template <bool kVnni>
-TS_AVX512_VNNI float dot_q4_k_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const block_q4_K* x = reinterpret_cast<const block_q4_K*>(w);
-  const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act);
-  const __m512i low4 = _mm512_set1_epi8(0x0f);
-  // int16 lanes 0..15 -> scale 2g, lanes 16..31 -> scale 2g + 1 (g = 0 .. 3)
-  const __m512i idx0 = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                        0, 0, 0, 0, 0, 0);
-  const __m512i two = _mm512_set1_epi16(2);
-  const __m512i idx1 = _mm512_add_epi16(idx0, two), idx2 = _mm512_add_epi16(idx1, two),
-                idx3 = _mm512_add_epi16(idx2, two);
-  __m512 acc = _mm512_setzero_ps();
-  __m128 acc_m = _mm_setzero_ps();
-  for (int64_t i = 0; i < cols / QK_K; ++i) {
-    // [d, dmin] of the weights times the activations' d
-    uint32_t dd;
-    std::memcpy(&dd, &x[i].d, 4);
-    const __m128 dmins = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(y[i].d));
-
-    alignas(16) uint8_t sm[16];
-    unpack_scales_mins_k4(x[i].scales, sm);
-    const __m128i sm16 = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
-    const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm16));  // lanes 0..7 scales, 8..15 mins
-
-    // mins: 8 mins times the pair sums of bsums
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums));
-    const __m128i pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
-    const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(sm16, 8));
-    acc_m = _mm_fmadd_ps(_mm_shuffle_ps(dmins, dmins, 0x55), _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair_sums)), acc_m);
-
-    const int8_t* q8 = y[i].qs;
-    __m512i sumi = _mm512_setzero_si512();
-    for (int h = 0; h < 2; ++h) {
-      const __m512i bits = _mm512_loadu_si512(x[i].qs + 64 * h);
-      const __m512i lo = _mm512_and_si512(bits, low4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bits, 4), low4);
-      const __m512i ga = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));  // [L_j, H_j]
-      const __m512i gb = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));  // [L_j+1, H_j+1]
-      const __m512i pa = _mm512_maddubs_epi16(ga, _mm512_loadu_si512(q8 + 128 * h));
-      const __m512i pb = _mm512_maddubs_epi16(gb, _mm512_loadu_si512(q8 + 128 * h + 64));
-      sumi = dpwssd<kVnni>(sumi, pa, _mm512_permutexvar_epi16(h ? idx2 : idx0, scales));
-      sumi = dpwssd<kVnni>(sumi, pb, _mm512_permutexvar_epi16(h ? idx3 : idx1, scales));
+struct Q4_KRowAvx512 {
+  template <int B>
+  TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* out,
+                                 int64_t out_stride) {
+    const block_q4_K* x = reinterpret_cast<const block_q4_K*>(w);
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    // int16 lanes 0..15 -> scale 2g, lanes 16..31 -> scale 2g + 1 (g = 0 .. 3)
+    const __m512i idx0 = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 0, 0, 0, 0);
+    const __m512i two = _mm512_set1_epi16(2);
+    const __m512i idx1 = _mm512_add_epi16(idx0, two), idx2 = _mm512_add_epi16(idx1, two),
+                  idx3 = _mm512_add_epi16(idx2, two);
+    __m512 acc[B];
+    __m128 acc_m[B];
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      acc[b] = _mm512_setzero_ps();
+      acc_m[b] = _mm_setzero_ps();
     }
-    acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dmins), _mm512_cvtepi32_ps(sumi), acc);
+    for (int64_t i = 0; i < cols / QK_K; ++i) {
+      uint32_t dd;  // the weights' [d, dmin]
+      std::memcpy(&dd, &x[i].d, 4);
+      const __m128 dmins_w = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
+
+      alignas(16) uint8_t sm[16];
+      unpack_scales_mins_k4(x[i].scales, sm);
+      const __m128i sm16 = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
+      const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm16));  // lanes 0..7 scales, 8..15 mins
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(sm16, 8));
+      const __m512i sc0 = _mm512_permutexvar_epi16(idx0, scales), sc1 = _mm512_permutexvar_epi16(idx1, scales);
+      const __m512i sc2 = _mm512_permutexvar_epi16(idx2, scales), sc3 = _mm512_permutexvar_epi16(idx3, scales);
+
+      __m512i g[4];  // the 4 groups of 64 values, in activation order
+      #pragma GCC unroll 8
+      for (int h = 0; h < 2; ++h) {
+        const __m512i bits = _mm512_loadu_si512(x[i].qs + 64 * h);
+        const __m512i lo = _mm512_and_si512(bits, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bits, 4), low4);
+        g[2 * h] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(1, 0, 1, 0));      // [L_j, H_j]
+        g[2 * h + 1] = _mm512_shuffle_i64x2(lo, hi, _MM_SHUFFLE(3, 2, 3, 2));  // [L_j+1, H_j+1]
+      }
+
+      #pragma GCC unroll 8
+
+      for (int b = 0; b < B; ++b) {
+        const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act + b * act_stride) + i;
+        const __m128 dmins = _mm_mul_ps(dmins_w, _mm_set1_ps(y->d));  // [d, dmin] of the products
+        // mins: 8 mins times the pair sums of bsums
+        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y->bsums));
+        const __m128i pair_sums = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1));
+        acc_m[b] = _mm_fmadd_ps(_mm_shuffle_ps(dmins, dmins, 0x55), _mm_cvtepi32_ps(_mm_madd_epi16(mins, pair_sums)),
+                                acc_m[b]);
+        __m512i sumi = _mm512_setzero_si512();
+        sumi = dpwssd<kVnni>(sumi, _mm512_maddubs_epi16(g[0], _mm512_loadu_si512(y->qs)), sc0);
+        sumi = dpwssd<kVnni>(sumi, _mm512_maddubs_epi16(g[1], _mm512_loadu_si512(y->qs + 64)), sc1);
+        sumi = dpwssd<kVnni>(sumi, _mm512_maddubs_epi16(g[2], _mm512_loadu_si512(y->qs + 128)), sc2);
+        sumi = dpwssd<kVnni>(sumi, _mm512_maddubs_epi16(g[3], _mm512_loadu_si512(y->qs + 192)), sc3);
+        acc[b] = _mm512_fmadd_ps(_mm512_broadcastss_ps(dmins), _mm512_cvtepi32_ps(sumi), acc[b]);
+      }
+    }
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      __m128 m = _mm_add_ps(acc_m[b], _mm_movehl_ps(acc_m[b], acc_m[b]));
+      m = _mm_add_ss(m, _mm_movehdup_ps(m));
+      out[b * out_stride] = hsum_f32x16(acc[b]) - _mm_cvtss_f32(m);
+    }
   }
-  __m128 m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  return hsum_f32x16(acc) - _mm_cvtss_f32(m);
-}
+};
 
 #endif  // __x86_64__
 
@@ -277,7 +297,7 @@ TypeKernels q4_k_kernels(PathVariant v) {
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q4_k_avx2;
   if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q4_k_avx2>;
-  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_dot<dot_q4_k_avx512<true>> : rows_by_dot<dot_q4_k_avx512<false>>;
+  if (v.path == CpuPath::Avx512) k.rows = v.vnni ? rows_by_tiles<Q4_KRowAvx512<true>> : rows_by_tiles<Q4_KRowAvx512<false>>;
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q4_k_neon>;
 #endif

@@ -99,38 +99,56 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
 // Four blocks at a time against Q8_0G4 activations: two registers of two
 // blocks' values, and the four fp16 scales picked out of the 136 bytes with
 // one two-source word permute, already repeated for each block's 8 lanes.
+// One weight row against B activation rows (see rows_by_tiles).
 template <bool kVnni>
-TS_AVX512_VNNI float dot_q8_0_g4_avx512(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const int64_t nb = cols / QK8_0;
-  // word index (in 128 bytes from block 0) of block k's d: 17k (34 bytes per block)
-  const __m512i d_index = _mm512_set_epi16(51, 51, 51, 51, 51, 51, 51, 51, 34, 34, 34, 34, 34, 34, 34, 34, 17, 17, 17,
-                                           17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
-  const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act);
-  __m512 acc = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 4 <= nb; i += 4, ++g) {
-    const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w) + i;
-    const __m512i q01 = load_2x32(x[0].qs, x[1].qs);
-    const __m512i q23 = load_2x32(x[2].qs, x[3].qs);
-    const __m512i y01 = _mm512_load_si512(g->qs), y23 = _mm512_load_si512(g->qs + 64);
-    // |w| times y with w's sign (u8 x s8 form)
-    const __m512i p01 = dpbusd<kVnni>(_mm512_setzero_si512(), _mm512_abs_epi8(q01),
-                                      _mm512_mask_sub_epi8(y01, _mm512_movepi8_mask(q01), _mm512_setzero_si512(), y01));
-    const __m512i p23 = dpbusd<kVnni>(_mm512_setzero_si512(), _mm512_abs_epi8(q23),
-                                      _mm512_mask_sub_epi8(y23, _mm512_movepi8_mask(q23), _mm512_setzero_si512(), y23));
-    const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
-    const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(xb), d_index, _mm512_loadu_si512(xb + 64));
-    const __m512 d01 = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), _mm512_load_ps(g->d));
-    const __m512 d23 = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(dw, 1)), _mm512_load_ps(g->d + 16));
-    // One accumulator, blocks in order: the same sums as two blocks per step
-    // (the model's parity tests against llama.cpp sit close to their limits).
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), d01, acc);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), d23, acc);
+struct Q8_0RowAvx512 {
+  template <int B>
+  TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
+                                 int64_t y_stride) {
+    const int64_t nb = cols / QK8_0;
+    // word index (in 128 bytes from block 0) of block k's d: 17k (34 bytes per block)
+    const __m512i d_index = _mm512_set_epi16(51, 51, 51, 51, 51, 51, 51, 51, 34, 34, 34, 34, 34, 34, 34, 34, 17, 17,
+                                             17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512 acc[B];
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w) + i;
+      const __m512i q01 = load_2x32(x[0].qs, x[1].qs);
+      const __m512i q23 = load_2x32(x[2].qs, x[3].qs);
+      // |w| times y with w's sign (u8 x s8 form)
+      const __m512i a01 = _mm512_abs_epi8(q01), a23 = _mm512_abs_epi8(q23);
+      const __mmask64 n01 = _mm512_movepi8_mask(q01), n23 = _mm512_movepi8_mask(q23);
+      const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+      const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(xb), d_index, _mm512_loadu_si512(xb + 64));
+      const __m512 dw01 = _mm512_cvtph_ps(_mm512_castsi512_si256(dw));
+      const __m512 dw23 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dw, 1));
+      #pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) {
+        const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act + b * act_stride) + i / 4;
+        const __m512i y01 = _mm512_load_si512(g->qs), y23 = _mm512_load_si512(g->qs + 64);
+        const __m512i p01 =
+            dpbusd<kVnni>(_mm512_setzero_si512(), a01, _mm512_mask_sub_epi8(y01, n01, _mm512_setzero_si512(), y01));
+        const __m512i p23 =
+            dpbusd<kVnni>(_mm512_setzero_si512(), a23, _mm512_mask_sub_epi8(y23, n23, _mm512_setzero_si512(), y23));
+        // One accumulator, blocks in order: the same sums as two blocks per step
+        // (the model's parity tests against llama.cpp sit close to their limits).
+        acc[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), _mm512_mul_ps(dw01, _mm512_load_ps(g->d)), acc[b]);
+        acc[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), _mm512_mul_ps(dw23, _mm512_load_ps(g->d + 16)), acc[b]);
+      }
+    }
+    #pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      float sum = hsum_f32x16(acc[b]);
+      if (i < nb) {
+        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0G4Group);
+        sum += dot_q8_0_avx2(w + i * sizeof(block_q8_0), tail, (nb - i) * QK8_0);
+      }
+      y[b * y_stride] = sum;
+    }
   }
-  float sum = hsum_f32x16(acc);
-  if (i < nb) sum += dot_q8_0_avx2(w + i * sizeof(block_q8_0), reinterpret_cast<const uint8_t*>(g), (nb - i) * QK8_0);
-  return sum;
-}
+};
 
 #endif  // __x86_64__
 
@@ -174,7 +192,7 @@ TypeKernels q8_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0G4;
     k.quantize = quantize_q8_0g4_fn(v.path);
-    k.rows = v.vnni ? rows_by_dot<dot_q8_0_g4_avx512<true>> : rows_by_dot<dot_q8_0_g4_avx512<false>>;
+    k.rows = v.vnni ? rows_by_tiles<Q8_0RowAvx512<true>> : rows_by_tiles<Q8_0RowAvx512<false>>;
   }
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q8_0_neon>;
