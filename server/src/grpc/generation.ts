@@ -39,6 +39,8 @@ export class CallWriter {
   private blocked = false;
   private ended = false;
   private readonly waiting = new Set<Generation>();
+  private readonly scheduled = new Set<Generation>();
+  private flushQueued = false;
 
   constructor(
     private readonly call: WritableCall,
@@ -65,6 +67,26 @@ export class CallWriter {
   /** `gen` has output to write at the next 'drain'. */
   wait(gen: Generation): void {
     this.waiting.add(gen);
+  }
+
+  /**
+   * `gen` has output to write now. Writing happens in a setImmediate, after every
+   * step report that reached this thread in the same event-loop turn has been
+   * taken in: when this thread lags behind the workers, their tokens merge into
+   * fewer messages instead of queueing up as one message per step.
+   */
+  schedule(gen: Generation): void {
+    this.scheduled.add(gen);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      for (const g of this.scheduled) {
+        this.scheduled.delete(g);
+        if (this.canWrite) g.flush();
+        else this.waiting.add(g);
+      }
+    });
   }
 
   end(): void {
@@ -209,7 +231,7 @@ export class Generation implements GenerationJob {
     }
     if (this.cause === 'disconnect') return;
     if (this.writer.canWrite) {
-      this.flush();
+      this.writer.schedule(this);
       return;
     }
     this.writer.wait(this);
