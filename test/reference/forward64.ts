@@ -148,14 +148,53 @@ function rope(v: Float64Array, nHeads: number, pos: number, c: RefConfig): void 
 
 const silu = (x: number): number => x / (1 + Math.exp(-x));
 
+const toHalf = (x: number): number => f16ToF32(f32ToHalfBits(x));
+function f32ToHalfBits(x: number): number {
+  return f32ToF16(Math.fround(x));
+}
+
+/**
+ * One head's attention as llama.cpp's CPU flash attention computes it over an
+ * F16 cache: keys, values and the query rounded to half, one pass with an
+ * online softmax (float), the weighted value sum kept in half precision.
+ */
+function attendF16(q: Float64Array, ks: Float64Array[], vs: Float64Array[], off: number, n: number): Float64Array {
+  const qh = Array.from({ length: n }, (_, i) => toHalf(q[i]));
+  const acc = new Float64Array(n); // values are halves
+  let S = 0;
+  let M = -Infinity;
+  const scale = Math.fround(1 / Math.sqrt(n));
+  ks.forEach((k, p) => {
+    let dot = 0;
+    for (let i = 0; i < n; i++) dot += qh[i] * toHalf(k[off + i]);
+    const s = Math.fround(Math.fround(dot) * scale);
+    let ms = 1;
+    let vsc = 1;
+    if (s > M) {
+      const mOld = M;
+      M = s;
+      ms = Math.fround(Math.exp(mOld - M));
+      for (let i = 0; i < n; i++) acc[i] = toHalf(acc[i] * ms);
+    } else {
+      vsc = Math.fround(Math.exp(s - M));
+    }
+    for (let i = 0; i < n; i++) acc[i] = toHalf(acc[i] + toHalf(vs[p][off + i]) * vsc);
+    S = Math.fround(Math.fround(S * ms) + vsc);
+  });
+  return acc.map((a) => a / S);
+}
+
 export class ReferenceModel {
   constructor(
     readonly config: RefConfig,
     readonly weights: RefWeights,
   ) {}
 
-  /** Logits at every position of one sequence evaluated from position 0. */
-  forward(tokens: number[]): Float64Array[] {
+  /**
+   * Logits at every position of one sequence evaluated from position 0.
+   * kv 'f32': exact attention; 'f16': the F16-cache flash attention above.
+   */
+  forward(tokens: number[], kv: 'f32' | 'f16' = 'f32'): Float64Array[] {
     const c = this.config;
     const w = this.weights;
     const group = c.nHead / c.nHeadKv;
@@ -180,6 +219,11 @@ export class ReferenceModel {
         const att = new Float64Array(c.nHead * c.headDim);
         for (let h = 0; h < c.nHead; h++) {
           const g = Math.floor(h / group);
+          if (kv === 'f16') {
+            const qh = q.subarray(h * c.headDim, (h + 1) * c.headDim);
+            att.set(attendF16(qh, keys[l], values[l], g * c.headDim, c.headDim), h * c.headDim);
+            continue;
+          }
           const scores = keys[l].map((kp) => {
             let s = 0;
             for (let i = 0; i < c.headDim; i++) s += q[h * c.headDim + i] * kp[g * c.headDim + i];
