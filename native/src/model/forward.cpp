@@ -71,71 +71,110 @@ void Session::ComputeRope(const BatchView& b) {
 // is rounded to half and the weighted value sum is kept in half precision
 // (bit-level agreement with llama.cpp matters: on quantized models one
 // rounding difference in an activation changes later logits by ~0.05).
+// A task takes several query heads of one KV head, so each cached key and
+// value row is read once for all of them; per head, the arithmetic (and its
+// order) is the same whatever the grouping.
 void Session::Attention(int layer, const BatchView& b) {
   const ModelConfig& c = model_->config();
   const int hd = static_cast<int>(c.head_dim);
   const int64_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
-  const int64_t group = c.n_head / c.n_head_kv;
+  const int group = static_cast<int>(c.n_head / c.n_head_kv);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool f16 = kv_.type() == KvType::F16;
   const AttentionKernels& ak = attn_kernels_;
   const float* q_all = q_.as<float>();
   float* out_all = attn_.as<float>();
   const size_t stride = attn_scratch_stride_;
+
+  // Heads per task: the whole group, unless that leaves too few tasks to keep
+  // every thread busy (then the largest divisor of the group that does not).
+  int span = group;
+  while (span > 1 && static_cast<int64_t>(b.n) * (c.n_head / span) < 2 * pool_->size()) {
+    int d = span - 1;
+    while (group % d != 0) --d;
+    span = d;
+  }
+  const int tasks_per_entry = static_cast<int>(c.n_head) / span;
+
   auto task = [&](int t, int thread) {
-    const int e = t / static_cast<int>(c.n_head);
-    const int64_t h = t % c.n_head;
-    const int64_t g = h / group;
-    const float* q = q_all + e * q_dim + h * hd;
-    float* out = out_all + e * q_dim + h * hd;
-    float* tmp = attn_scratch_.as<float>() + static_cast<size_t>(thread) * stride;  // [hd] f32
-    uint16_t* acc16 = reinterpret_cast<uint16_t*>(tmp + hd);                        // [hd] f16
+    const int e = t / tasks_per_entry;
+    const int h0 = (t % tasks_per_entry) * span;
+    const int64_t g = h0 / group;
+    // Per-thread scratch: [span][hd] f32 (query or f32 sum), [span][hd] f16 sum, [span] max, [span] sum.
+    float* base_scratch = attn_scratch_.as<float>() + static_cast<size_t>(thread) * stride;
+    float* qs = base_scratch;
+    uint16_t* acc16 = reinterpret_cast<uint16_t*>(qs + static_cast<size_t>(span) * hd);
+    float* M = reinterpret_cast<float*>(acc16 + static_cast<size_t>(span) * hd + (span * hd) % 2);
+    float* S = M + span;
     const int n_pos = b.pos[e] + 1;
     const size_t base = kv_.Offset(layer, b.seq[e], 0) + g * hd;
-    float S = 0.0f, M = -std::numeric_limits<float>::infinity();
+    for (int j = 0; j < span; ++j) {
+      M[j] = -std::numeric_limits<float>::infinity();
+      S[j] = 0.0f;
+    }
     if (f16) {
-      ak.f32_to_f16(q, acc16, hd);  // the query, rounded to half, then widened back
-      for (int i = 0; i < hd; ++i) tmp[i] = HalfToFloat(acc16[i]);
-      std::fill(acc16, acc16 + hd, static_cast<uint16_t>(0));
+      for (int j = 0; j < span; ++j) {
+        const float* q = q_all + e * q_dim + (h0 + j) * hd;
+        uint16_t* a = acc16 + j * hd;
+        ak.f32_to_f16(q, a, hd);  // the query, rounded to half, then widened back
+        for (int i = 0; i < hd; ++i) qs[j * hd + i] = HalfToFloat(a[i]);
+        std::fill(a, a + hd, static_cast<uint16_t>(0));
+      }
       for (int p = 0; p < n_pos; ++p) {
         const size_t off = base + static_cast<size_t>(p) * kv_dim;
-        const float s = ak.dot_f16(tmp, kv_.k16(off), hd) * scale;
-        float ms = 1.0f, vs = 1.0f;
-        if (s > M) {
-          const float m_old = M;
-          M = s;
-          ms = std::exp(m_old - M);
-          ak.scale_f16(acc16, ms, hd);
-        } else {
-          vs = std::exp(s - M);
+        const uint16_t* k = kv_.k16(off);
+        const uint16_t* v = kv_.v16(off);
+        for (int j = 0; j < span; ++j) {
+          const float s = ak.dot_f16(qs + j * hd, k, hd) * scale;
+          float ms = 1.0f, vs = 1.0f;
+          if (s > M[j]) {
+            const float m_old = M[j];
+            M[j] = s;
+            ms = std::exp(m_old - s);
+            ak.scale_f16(acc16 + j * hd, ms, hd);
+          } else {
+            vs = std::exp(s - M[j]);
+          }
+          ak.mad_f16(acc16 + j * hd, v, vs, hd);
+          S[j] = S[j] * ms + vs;
         }
-        ak.mad_f16(acc16, kv_.v16(off), vs, hd);
-        S = S * ms + vs;
       }
-      const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-      for (int i = 0; i < hd; ++i) out[i] = HalfToFloat(acc16[i]) * inv;
+      for (int j = 0; j < span; ++j) {
+        float* out = out_all + e * q_dim + (h0 + j) * hd;
+        const float inv = S[j] == 0.0f ? 0.0f : 1.0f / S[j];
+        for (int i = 0; i < hd; ++i) out[i] = HalfToFloat(acc16[j * hd + i]) * inv;
+      }
     } else {
-      std::fill(tmp, tmp + hd, 0.0f);
+      float* acc = qs;  // f32 sums
+      std::fill(acc, acc + static_cast<size_t>(span) * hd, 0.0f);
       for (int p = 0; p < n_pos; ++p) {
         const size_t off = base + static_cast<size_t>(p) * kv_dim;
-        const float s = ak.dot_f32(q, kv_.k32(off), hd) * scale;
-        float ms = 1.0f, vs = 1.0f;
-        if (s > M) {
-          const float m_old = M;
-          M = s;
-          ms = std::exp(m_old - M);
-          for (int i = 0; i < hd; ++i) tmp[i] *= ms;
-        } else {
-          vs = std::exp(s - M);
+        const float* k = kv_.k32(off);
+        const float* v = kv_.v32(off);
+        for (int j = 0; j < span; ++j) {
+          const float s = ak.dot_f32(q_all + e * q_dim + (h0 + j) * hd, k, hd) * scale;
+          float* a = acc + j * hd;
+          float ms = 1.0f, vs = 1.0f;
+          if (s > M[j]) {
+            const float m_old = M[j];
+            M[j] = s;
+            ms = std::exp(m_old - s);
+            for (int i = 0; i < hd; ++i) a[i] *= ms;
+          } else {
+            vs = std::exp(s - M[j]);
+          }
+          ak.axpy_f32(a, vs, v, hd);
+          S[j] = S[j] * ms + vs;
         }
-        ak.axpy_f32(tmp, vs, kv_.v32(off), hd);
-        S = S * ms + vs;
       }
-      const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-      for (int i = 0; i < hd; ++i) out[i] = tmp[i] * inv;
+      for (int j = 0; j < span; ++j) {
+        float* out = out_all + e * q_dim + (h0 + j) * hd;
+        const float inv = S[j] == 0.0f ? 0.0f : 1.0f / S[j];
+        for (int i = 0; i < hd; ++i) out[i] = acc[j * hd + i] * inv;
+      }
     }
   };
-  pool_->parallel_for(b.n * static_cast<int>(c.n_head), task);
+  pool_->parallel_for(b.n * tasks_per_entry, task);
 }
 
 void Session::Forward(const BatchView& b) {

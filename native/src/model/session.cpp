@@ -63,7 +63,10 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& o)
   gate_.Reset(B * c.n_ff * F);
   up_.Reset(B * c.n_ff * F);
   rope_.Reset(B * c.rope_dim * F);
-  attn_scratch_stride_ = static_cast<size_t>((c.head_dim * 3 / 2 + 15) / 16 * 16);
+  // Per thread, for a task of up to `group` heads: queries / f32 sums, f16
+  // sums (+1 float of padding), running max and sum per head.
+  const int64_t group = c.n_head / c.n_head_kv;
+  attn_scratch_stride_ = static_cast<size_t>((group * c.head_dim * 3 / 2 + 1 + 2 * group + 15) / 16 * 16);
   attn_scratch_.Reset(static_cast<size_t>(pool_->size()) * attn_scratch_stride_ * F);
   hidden_out_.Reset(static_cast<size_t>(max_outputs_) * c.n_embd * F);
   size_t scratch = 0;

@@ -113,7 +113,7 @@ class Session {
   AlignedBuffer proj_;       // attention / FFN output projections [batch][n_embd]
   AlignedBuffer gate_, up_;  // [batch][n_ff]
   AlignedBuffer rope_;       // cos/sin per entry [batch][rope_dim]
-  AlignedBuffer attn_scratch_;  // per thread: query / f32 sum [head_dim] + f16 sum [head_dim]
+  AlignedBuffer attn_scratch_;  // per thread: attention state of up to one KV group of heads
   size_t attn_scratch_stride_ = 0;  // floats per thread, a multiple of 16 (64 bytes)
   AlignedBuffer hidden_out_; // final-normed rows wanting logits [max_outputs][n_embd]
   AlignedBuffer matmul_scratch_;
