@@ -90,34 +90,50 @@ struct LoadBF16x8 {
   static constexpr int kBytes = 2;
 };
 
+// One weight row against B activation rows (see rows_by_tiles): each 8
+// weights converted once, two accumulators per activation row (16 ymm
+// registers leave no room for more at B = 4).
 template <class L>
-TS_AVX2 float dot_float_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const float* x = reinterpret_cast<const float*>(act);
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t i = 0;
-  for (; i + 32 <= cols; i += 32) {
-    a0 = _mm256_fmadd_ps(L::load(w + i * L::kBytes), _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(L::load(w + (i + 8) * L::kBytes), _mm256_loadu_ps(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(L::load(w + (i + 16) * L::kBytes), _mm256_loadu_ps(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(L::load(w + (i + 24) * L::kBytes), _mm256_loadu_ps(x + i + 24), a3);
-  }
-  for (; i + 8 <= cols; i += 8) a0 = _mm256_fmadd_ps(L::load(w + i * L::kBytes), _mm256_loadu_ps(x + i), a0);
-  float sum = hsum_f32x8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  if (i < cols) {  // tail: convert the last < 8 weights one by one
-    alignas(32) float tail[8];
-    if (L::kBytes == 4) {
-      std::memcpy(tail, w + i * 4, (cols - i) * 4);
-    } else {
-      for (int64_t j = i; j < cols; ++j) {
+struct FloatRowAvx2 {
+  template <int B>
+  TS_AVX2 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* out,
+                          int64_t out_stride) {
+    __m256 a0[B], a1[B];
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) a0[b] = a1[b] = _mm256_setzero_ps();
+    auto x = [&](int b) { return reinterpret_cast<const float*>(act + b * act_stride); };
+    int64_t i = 0;
+    for (; i + 16 <= cols; i += 16) {
+      const __m256 w0 = L::load(w + i * L::kBytes), w1 = L::load(w + (i + 8) * L::kBytes);
+#pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) {
+        a0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x(b) + i), a0[b]);
+        a1[b] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x(b) + i + 8), a1[b]);
+      }
+    }
+    for (; i + 8 <= cols; i += 8) {
+      const __m256 w0 = L::load(w + i * L::kBytes);
+#pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) a0[b] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x(b) + i), a0[b]);
+    }
+    float tail[8] = {};
+    for (int64_t j = i; j < cols; ++j) {  // the last < 8 weights one by one
+      if (L::kBytes == 4) {
+        std::memcpy(&tail[j - i], w + j * 4, 4);
+      } else {
         uint16_t h;
         std::memcpy(&h, w + j * 2, 2);
         tail[j - i] = std::is_same<L, LoadF16x8>::value ? fp16_to_fp32(h) : bf16_to_fp32(h);
       }
     }
-    for (int64_t j = i; j < cols; ++j) sum += tail[j - i] * x[j];
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      float sum = hsum_f32x8(_mm256_add_ps(a0[b], a1[b]));
+      for (int64_t j = i; j < cols; ++j) sum += tail[j - i] * x(b)[j];
+      out[b * out_stride] = sum;
+    }
   }
-  return sum;
-}
+};
 
 TS_AVX2 void dequantize_f16_avx2(const void* src, float* dst, int64_t n) {
   const uint8_t* s = static_cast<const uint8_t*>(src);
@@ -274,7 +290,7 @@ Fp16RowFn fp32_to_fp16_fn(CpuPath path) {
 TypeKernels f32_kernels(PathVariant v) {
   TypeKernels k{ActFormat::F32, nullptr, dequantize_f32_scalar, rows_by_dot<dot_f32_scalar>};
 #if defined(__x86_64__)
-  if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_float_avx2<LoadF32x8>>;
+  if (v.path == CpuPath::Avx2) k.rows = rows_by_tiles<FloatRowAvx2<LoadF32x8>>;
   if (v.path == CpuPath::Avx512) k.rows = rows_by_tiles<FloatRowAvx512<LoadF32x16>>;
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_float_neon<4, load_f32x4, scalar_f32>>;
@@ -285,7 +301,7 @@ TypeKernels f32_kernels(PathVariant v) {
 TypeKernels f16_kernels(PathVariant v) {
   TypeKernels k{ActFormat::F32, nullptr, dequantize_f16_scalar, rows_by_dot<dot_f16_scalar>};
 #if defined(__x86_64__)
-  if (v.path == CpuPath::Avx2) k = {ActFormat::F32, nullptr, dequantize_f16_avx2, rows_by_dot<dot_float_avx2<LoadF16x8>>};
+  if (v.path == CpuPath::Avx2) k = {ActFormat::F32, nullptr, dequantize_f16_avx2, rows_by_tiles<FloatRowAvx2<LoadF16x8>>};
   if (v.path == CpuPath::Avx512)
     k = {ActFormat::F32, nullptr, dequantize_float_avx512<LoadF16x16>, rows_by_tiles<FloatRowAvx512<LoadF16x16>>};
 #elif defined(__aarch64__)
@@ -298,7 +314,7 @@ TypeKernels f16_kernels(PathVariant v) {
 TypeKernels bf16_kernels(PathVariant v) {
   TypeKernels k{ActFormat::F32, nullptr, dequantize_bf16_scalar, rows_by_dot<dot_bf16_scalar>};
 #if defined(__x86_64__)
-  if (v.path == CpuPath::Avx2) k = {ActFormat::F32, nullptr, dequantize_bf16_avx2, rows_by_dot<dot_float_avx2<LoadBF16x8>>};
+  if (v.path == CpuPath::Avx2) k = {ActFormat::F32, nullptr, dequantize_bf16_avx2, rows_by_tiles<FloatRowAvx2<LoadBF16x8>>};
   if (v.path == CpuPath::Avx512)
     k = {ActFormat::F32, nullptr, dequantize_float_avx512<LoadBF16x16>, rows_by_tiles<FloatRowAvx512<LoadBF16x16>>};
 #elif defined(__aarch64__)

@@ -80,6 +80,55 @@ TS_AVX2 float dot_q4_0_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) 
   return hsum_f32x8(_mm256_add_ps(acc0, acc1));
 }
 
+// One weight row against B activation rows (see rows_by_tiles) over Q8_0N4
+// activations, two blocks per step: [A, B] nibble bytes give [A lo, B lo]
+// and [A hi, B hi], which line up with 32 contiguous bytes of group.lo and
+// group.hi; the "- 8" comes in as the group's precomputed offset.
+struct Q4_0RowAvx2 {
+  template <int B>
+  TS_AVX2 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
+                          int64_t y_stride) {
+    const int64_t nb = cols / QK4_0;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    const __m256i dup4 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256 acc[B];
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {  // blocks i + 2h, i + 2h + 1
+        const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w) + i + 2 * h;
+        const __m256i q = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(x[1].qs),
+                                              reinterpret_cast<const __m128i*>(x[0].qs));
+        const __m256i lo = _mm256_and_si256(q, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+        const __m128i d2 = _mm_insert_epi16(_mm_cvtsi32_si128(x[0].d), x[1].d, 1);
+        const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(d2)), dup4);
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) {
+          const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
+          const __m256i p16 = _mm256_add_epi16(
+              _mm256_maddubs_epi16(lo, _mm256_load_si256(reinterpret_cast<const __m256i*>(g->lo + 32 * h))),
+              _mm256_maddubs_epi16(hi, _mm256_load_si256(reinterpret_cast<const __m256i*>(g->hi + 32 * h))));
+          const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(p16, ones),
+                                             _mm256_load_si256(reinterpret_cast<const __m256i*>(g->offset + 8 * h)));
+          acc[b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, _mm256_load_ps(g->d + 8 * h)), acc[b]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      float sum = hsum_f32x8(acc[b]);
+      if (i < nb) {
+        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0N4Group);
+        sum += dot_q4_0_avx2(w + i * sizeof(block_q4_0), tail, (nb - i) * QK4_0);
+      }
+      y[b * y_stride] = sum;
+    }
+  }
+};
+
 TS_AVX2 void dequantize_q4_0_avx2(const void* src, float* dst, int64_t n) {
   const block_q4_0* x = static_cast<const block_q4_0*>(src);
   for (int64_t i = 0; i < n / QK4_0; ++i, dst += QK4_0) {
@@ -199,7 +248,11 @@ TypeKernels q4_0_kernels(PathVariant v) {
   TypeKernels k{ActFormat::Q8_0, quantize_q8_0_fn(v.path), dequantize_q4_0_scalar, rows_by_dot<dot_q4_0_scalar>};
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q4_0_avx2;
-  if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q4_0_avx2>;
+  if (v.path == CpuPath::Avx2) {
+    k.act = ActFormat::Q8_0N4;
+    k.quantize = quantize_q8_0n4_fn(v.path);
+    k.rows = rows_by_tiles<Q4_0RowAvx2>;
+  }
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0N4;
     k.quantize = quantize_q8_0n4_fn(v.path);

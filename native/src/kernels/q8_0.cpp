@@ -68,6 +68,47 @@ TS_AVX2 float dot_q8_0_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) 
   return hsum_f32x8(_mm256_add_ps(acc0, acc1));
 }
 
+// One weight row against B activation rows (see rows_by_tiles) over Q8_0G4
+// activations (values back to back, f32 scales per lane).
+struct Q8_0RowAvx2 {
+  template <int B>
+  TS_AVX2 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
+                          int64_t y_stride) {
+    const int64_t nb = cols / QK8_0;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[B];
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+        const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w) + i + k;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs));
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        const float dw = _cvtsh_ss(x->d);
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) {
+          const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act + b * act_stride) + i / 4;
+          const __m256i yv = _mm256_load_si256(reinterpret_cast<const __m256i*>(g->qs + 32 * k));
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv, q)), ones);
+          acc[b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(_mm256_set1_ps(dw), _mm256_load_ps(g->d + 8 * k)),
+                                   acc[b]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) {
+      float sum = hsum_f32x8(acc[b]);
+      if (i < nb) {
+        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0G4Group);
+        sum += dot_q8_0_avx2(w + i * sizeof(block_q8_0), tail, (nb - i) * QK8_0);
+      }
+      y[b * y_stride] = sum;
+    }
+  }
+};
+
 TS_AVX2 void dequantize_q8_0_avx2(const void* src, float* dst, int64_t n) {
   const block_q8_0* x = static_cast<const block_q8_0*>(src);
   for (int64_t i = 0; i < n / QK8_0; ++i, dst += QK8_0) {
@@ -188,7 +229,11 @@ TypeKernels q8_0_kernels(PathVariant v) {
   TypeKernels k{ActFormat::Q8_0, quantize_q8_0_fn(v.path), dequantize_q8_0_scalar, rows_by_dot<dot_q8_0_scalar>};
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q8_0_avx2;
-  if (v.path == CpuPath::Avx2) k.rows = rows_by_dot<dot_q8_0_avx2>;
+  if (v.path == CpuPath::Avx2) {
+    k.act = ActFormat::Q8_0G4;
+    k.quantize = quantize_q8_0g4_fn(v.path);
+    k.rows = rows_by_tiles<Q8_0RowAvx2>;
+  }
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0G4;
     k.quantize = quantize_q8_0g4_fn(v.path);
