@@ -31,6 +31,10 @@ namespace ts {
 
 namespace {
 constexpr uint64_t kCursorBase = 1ull << 31;
+// Waiting workers pause-spin for kPauseTime, then keep polling but yield the
+// core between polls (so on a busy machine they don't take time from the
+// thread that will publish the next job), then sleep after kSpinTime.
+constexpr auto kPauseTime = std::chrono::microseconds(50);
 constexpr auto kSpinTime = std::chrono::microseconds(300);
 inline uint32_t generation_of(uint64_t v) { return static_cast<uint32_t>(v >> 32); }
 }  // namespace
@@ -68,12 +72,20 @@ struct ThreadPool::Impl {
       // Spin for new work, then sleep.
       uint32_t gen = generation_of(counter.load(std::memory_order_acquire));
       if (gen == seen && !stop.load(std::memory_order_relaxed)) {
-        const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+        const auto start = std::chrono::steady_clock::now();
+        bool yielding = false;
         for (int i = 0;; ++i) {
-          TS_CPU_RELAX();
+          if (yielding)
+            std::this_thread::yield();
+          else
+            TS_CPU_RELAX();
           gen = generation_of(counter.load(std::memory_order_acquire));
           if (gen != seen || stop.load(std::memory_order_relaxed)) break;
-          if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) break;
+          if ((i & 63) == 63) {
+            const auto spent = std::chrono::steady_clock::now() - start;
+            if (spent > kSpinTime) break;
+            yielding = spent > kPauseTime;
+          }
         }
       }
       if (gen == seen && !stop.load(std::memory_order_relaxed)) {
@@ -139,7 +151,14 @@ void ThreadPool::run(int n_tasks, TaskFn fn, void* ctx) {
     s.cv.notify_all();
   }
   s.work(0);
-  while (s.done.load(std::memory_order_acquire) != n_tasks) TS_CPU_RELAX();
+  // Tasks still running on workers: pause-spin, then yield (a worker that
+  // was preempted may need this core to finish).
+  for (int i = 0; s.done.load(std::memory_order_acquire) != n_tasks; ++i) {
+    if (i < 2000)
+      TS_CPU_RELAX();
+    else
+      std::this_thread::yield();
+  }
 }
 
 }  // namespace ts
