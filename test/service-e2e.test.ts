@@ -174,3 +174,20 @@ describe('grpcurl-style calls (JSON in, JSON out, schemas from reflection only)'
     expect(check.messages).toEqual([{ status: 'SERVING' }]);
   });
 });
+
+test('a model whose workers all stopped answers UNAVAILABLE and goes NOT_SERVING', async () => {
+  const own = await startServer();
+  try {
+    const model = own.server.pool.get('tiny')!;
+    const running = own.client.complete({ tokens: PROMPT_IDS, params: { temperature: 0, maxTokens: 1000, ignoreEos: true, logprobs: 20 }, includeBytes: true });
+    await running[Symbol.asyncIterator]().next(); // it is running
+    await Promise.all(model.workers.map((w) => w.terminate()));
+    // The generation it was running ends with INTERNAL (exactly one terminal), not silence.
+    expect(await errorCode(running)).toBe(status.INTERNAL);
+    expect(await own.client.healthStatus('tiny')).toBe('NOT_SERVING');
+    expect(await own.client.healthStatus('')).toBe('NOT_SERVING');
+    expect(await errorCode(own.client.complete({ tokens: PROMPT_IDS }))).toBe(status.UNAVAILABLE);
+  } finally {
+    await own.stop();
+  }
+});

@@ -49,6 +49,8 @@ export class Scheduler {
   constructor(
     private readonly workers: EngineWorker[],
     private readonly queueLimit: number,
+    /** Called once no worker is left (the model cannot serve any more). */
+    private readonly onAllDown: (message: string) => void = () => undefined,
   ) {
     for (const w of workers) {
       w.onReport = (r) => this.onReport(r);
@@ -68,6 +70,7 @@ export class Scheduler {
   /** Starts the job now or queues it; throws RESOURCE_EXHAUSTED when the queue is full. */
   submit(job: GenerationJob): void {
     if (this.closed) throw unavailable('the server is shutting down');
+    if (!this.workers.some((w) => w.alive)) throw unavailable('no engine worker is running for this model');
     const worker = this.pickWorker();
     if (worker && this.queue.length === 0) {
       this.dispatch(job, worker);
@@ -180,6 +183,7 @@ export class Scheduler {
     worker.load = 0;
     if (!this.workers.some((w) => w.alive)) {
       for (const job of this.queue.splice(0)) job.failed(`no engine worker left: ${message}`);
+      if (!this.closed) this.onAllDown(message);
     }
   }
 }

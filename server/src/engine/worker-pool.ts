@@ -158,6 +158,8 @@ export class ServedModel {
   threads?: number;
   readonly workers: EngineWorker[] = [];
   scheduler!: Scheduler;
+  /** Called when every worker of this model has stopped outside a shutdown. */
+  onDown: (message: string) => void = () => undefined;
 
   constructor(
     readonly name: string,
@@ -190,7 +192,11 @@ export class ServedModel {
           }),
         );
       }
-      this.scheduler = new Scheduler(this.workers, this.opts.queueLimit);
+      this.scheduler = new Scheduler(this.workers, this.opts.queueLimit, (message) => {
+        if (this.state === 'ready') this.state = 'failed';
+        this.loadError = new Error(message);
+        this.onDown(message);
+      });
       const ready = await Promise.all(this.workers.map((w) => w.ready));
       this.info = ready[0].info;
       this.contextLength = ready[0].contextLength;

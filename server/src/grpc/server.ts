@@ -112,7 +112,16 @@ export class TokenStreamServer {
     this.grpc.registered(TOKENSTREAM_SERVICE);
     const health = this.grpc.health;
     health.set(TOKENSTREAM_SERVICE, ServingStatus.NOT_SERVING);
-    for (const name of this.pool.names()) health.set(name, ServingStatus.NOT_SERVING);
+    for (const m of this.pool.models.values()) {
+      health.set(m.name, ServingStatus.NOT_SERVING);
+      // A model whose workers all stopped no longer serves; the server as a whole
+      // is SERVING only while every model is.
+      m.onDown = () => {
+        health.set(m.name, ServingStatus.NOT_SERVING);
+        health.set('', ServingStatus.NOT_SERVING);
+        health.set(TOKENSTREAM_SERVICE, ServingStatus.NOT_SERVING);
+      };
+    }
   }
 
   /** Binds, then loads the models in the background (health says NOT_SERVING until `ready`). */
