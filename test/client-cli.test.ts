@@ -93,6 +93,12 @@ describe('serve, generate and chat as processes', () => {
   });
 });
 
+test('serve exits 1 with a clear message when a model cannot be loaded', async () => {
+  const r = await run(['serve', '--port', '0', '--model', `bad=${path.join(root, 'package.json')}`]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/failed to load: model 'bad' .*not a GGUF file/);
+});
+
 describe('serve options', () => {
   test('defaults: the bundled model on 127.0.0.1:50051', () => {
     const o = serveOptionsFrom([], {});

@@ -5,7 +5,8 @@
 import { status } from '@grpc/grpc-js';
 import { FinishReason } from '../client/src/client';
 import { collect, errorCode, startServer, type Running } from './service-helpers';
-import { dynamicCall, reflect } from './grpc-helpers';
+import { dynamicCall, rawCall, reflect } from './grpc-helpers';
+import { GenerateRequest } from '../server/src/generated/tokenstream/v1/tokenstream';
 
 let s: Running;
 
@@ -176,17 +177,25 @@ describe('grpcurl-style calls (JSON in, JSON out, schemas from reflection only)'
 });
 
 test('a model whose workers all stopped answers UNAVAILABLE and goes NOT_SERVING', async () => {
-  const own = await startServer();
+  const own = await startServer({ backpressure: { pauseTokens: 16, abortTokens: 4096, stallMs: 20_000 } });
   try {
-    const model = own.server.pool.get('tiny')!;
-    const running = own.client.complete({ tokens: PROMPT_IDS, params: { temperature: 0, maxTokens: 1000, ignoreEos: true, logprobs: 20 }, includeBytes: true });
-    await running[Symbol.asyncIterator]().next(); // it is running
-    await Promise.all(model.workers.map((w) => w.terminate()));
-    // The generation it was running ends with INTERNAL (exactly one terminal), not silence.
-    expect(await errorCode(running)).toBe(status.INTERNAL);
+    // A generation held in its worker, paused because its client does not read
+    // (so the worker is idle in its event loop, not inside a native call, when stopped).
+    const call = rawCall(own.address, '/tokenstream.v1.TokenStream/Complete', { windowBytes: 8192, paused: true });
+    call.write(GenerateRequest.encode(GenerateRequest.fromPartial({ tokens: PROMPT_IDS, params: { temperature: 0, maxTokens: 1000, ignoreEos: true, logprobs: 20 }, includeBytes: true })).finish());
+    call.end();
+    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all(own.server.pool.get('tiny')!.workers.map((w) => w.terminate()));
     expect(await own.client.healthStatus('tiny')).toBe('NOT_SERVING');
     expect(await own.client.healthStatus('')).toBe('NOT_SERVING');
     expect(await errorCode(own.client.complete({ tokens: PROMPT_IDS }))).toBe(status.UNAVAILABLE);
+    // The generation it held ends with INTERNAL (its one terminal), after what it had produced.
+    call.resume();
+    await call.done;
+    expect(call.status).toBe(status.INTERNAL);
+    expect(call.details).toMatch(/engine worker stopped/);
+    expect(call.messages.length).toBeGreaterThan(0);
+    call.close();
   } finally {
     await own.stop();
   }

@@ -249,4 +249,17 @@ describe('shutdown', () => {
     call.close();
     s.client.close();
   });
+
+  test('forced while generations are decoding: workers stop between steps, the process survives', async () => {
+    for (let round = 0; round < 3; round++) {
+      const s = await startServer({ contextLength: 2048 });
+      const session = s.client.session();
+      const gens = [0, 1, 2].map(() => session.generate({ tokens: PROMPT, params: { temperature: 0, maxTokens: 2000, ignoreEos: true } }));
+      await gens[0][Symbol.asyncIterator]().next(); // decoding
+      await s.server.shutdown(0);
+      for (const g of gens) await g.result.catch(() => undefined);
+      expect(s.server.pool.get('tiny')!.workers.every((w) => !w.alive)).toBe(true);
+      s.client.close();
+    }
+  });
 });

@@ -87,8 +87,7 @@ export class EngineWorker {
           this.onGenError(m.id, m.message);
           break;
         case 'fatal':
-          lastError = m.message;
-          this.worker.terminate().catch(() => undefined);
+          lastError = m.message; // the worker exits by itself
           break;
         case 'closed':
           break;
@@ -113,12 +112,28 @@ export class EngineWorker {
     if (this.alive) this.worker.postMessage(msg);
   }
 
-  /** Graceful: the worker closes its session once idle. */
-  async shutdown(): Promise<void> {
-    this.post({ type: 'shutdown' });
-    await this.exited;
+  /**
+   * Asks the worker to close its session and exit: once idle, or with `force`
+   * after cancelling its sequences (within one step). terminate() only as a last
+   * resort after `killAfterMs`: stopping a thread inside a native call can abort
+   * the process (node-addon-api throws when the environment is going away).
+   */
+  async shutdown(force: boolean, killAfterMs = force ? 2000 : Infinity): Promise<void> {
+    this.post({ type: 'shutdown', force });
+    if (!Number.isFinite(killAfterMs)) {
+      await this.exited;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = await Promise.race([
+      this.exited.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), killAfterMs))),
+    ]);
+    clearTimeout(timer);
+    if (stuck) await this.terminate();
   }
 
+  /** Stops the thread now (see shutdown() for why that is the last resort). */
   async terminate(): Promise<void> {
     this.terminating = true;
     await this.worker.terminate();
@@ -205,7 +220,7 @@ export class ServedModel {
     } catch (err) {
       this.state = 'failed';
       this.loadError = err instanceof Error ? err : new Error(String(err));
-      await Promise.all(this.workers.map((w) => w.terminate()));
+      await Promise.all(this.workers.map((w) => w.shutdown(true)));
       throw new Error(`model '${this.name}' (${this.path}): ${this.loadError.message}`);
     }
   }
@@ -227,7 +242,7 @@ export class ServedModel {
   async close(force: boolean): Promise<void> {
     this.scheduler?.close();
     this.state = 'closed';
-    await Promise.all(this.workers.map((w) => (force ? w.terminate() : w.shutdown())));
+    await Promise.all(this.workers.map((w) => w.shutdown(force)));
   }
 }
 

@@ -40,7 +40,8 @@ export type ToWorker =
   | { type: 'cancel'; id: number }
   | { type: 'pause'; id: number }
   | { type: 'resume'; id: number }
-  | { type: 'shutdown' };
+  /** Close once idle; `force`: cancel every sequence first (within one step). */
+  | { type: 'shutdown'; force: boolean };
 
 /** How a generation ended, as reported per entry (0 = still running). */
 export enum Finish {

@@ -185,6 +185,7 @@ class BatchingEngine {
       }
       case 'shutdown':
         this.closing = true;
+        if (msg.force) for (const s of this.active) s.cancelled = true;
         break;
     }
   }
@@ -482,7 +483,10 @@ function start(): void {
       engine.onMessage(msg);
       if (msg.type === 'shutdown' && engine.idle) engine.close();
     } catch (err) {
+      // The engine's state is unknown: report and end this thread (from here, not
+      // from the main thread's terminate(), which could land inside a native call).
       post({ type: 'fatal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      process.exit(1);
     }
   });
 }
