@@ -13,10 +13,15 @@ namespace ts {
 namespace {
 
 // ---- scalar reference ----
+// Dot products of a query with F16 keys are summed the way ggml's
+// ggml_vec_dot_f16 sums them on the same kind of CPU (llama.cpp's flash
+// attention calls it): vector accumulators over whole steps, then the
+// remainder added one by one in double. The order decides the last bit,
+// and the last bit decides roundings further on (docs/llama-cpp-parity.md).
 float DotF16Scalar(const float* q, const uint16_t* k, int n) {
-  float s = 0;
-  for (int i = 0; i < n; ++i) s += q[i] * HalfToFloat(k[i]);
-  return s;
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += static_cast<double>(q[i] * HalfToFloat(k[i]));
+  return static_cast<float>(s);
 }
 float DotF32Scalar(const float* q, const float* k, int n) {
   float s = 0;
@@ -48,16 +53,23 @@ __attribute__((target("avx2,fma,f16c"))) float HsumAvx2(__m256 v) {
   lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
   return _mm_cvtss_f32(lo);
 }
+// ggml's AVX2 build: 4 accumulators of 8 over steps of 32, reduced pairwise, then hadd.
 __attribute__((target("avx2,fma,f16c"))) float DotF16Avx2(const float* q, const uint16_t* k, int n) {
-  __m256 acc = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i)));
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, acc);
-  }
-  float s = HsumAvx2(acc);
-  for (; i < n; ++i) s += q[i] * HalfToFloat(k[i]);
-  return s;
+  const int np = n & ~31;
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int i = 0; i < np; i += 32)
+    for (int j = 0; j < 4; ++j) {
+      const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k + i + 8 * j)));
+      acc[j] = _mm256_fmadd_ps(kv, _mm256_loadu_ps(q + i + 8 * j), acc[j]);
+    }
+  acc[0] = _mm256_add_ps(acc[0], acc[2]);
+  acc[1] = _mm256_add_ps(acc[1], acc[3]);
+  acc[0] = _mm256_add_ps(acc[0], acc[1]);
+  const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+  const __m128 t1 = _mm_hadd_ps(t0, t0);
+  double s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+  for (int i = np; i < n; ++i) s += static_cast<double>(q[i] * HalfToFloat(k[i]));
+  return static_cast<float>(s);
 }
 __attribute__((target("avx2,fma,f16c"))) float DotF32Avx2(const float* q, const float* k, int n) {
   __m256 acc = _mm256_setzero_ps();
@@ -116,19 +128,24 @@ __attribute__((target("avx2,fma,f16c"))) void MadF16Avx2(uint16_t* y, const uint
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define TS_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+// ggml's AVX-512 build: 4 accumulators of 16 over steps of 64, reduced pairwise,
+// then _mm512_reduce_add_ps; a head size below 64 is all remainder (double).
 TS_AVX512 float DotF16Avx512(const float* q, const uint16_t* k, int n) {
-  __m512 acc = _mm512_setzero_ps();
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + i)));
-    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), kv, acc);
+  const int np = n & ~63;
+  double s = 0;
+  if (np > 0) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int i = 0; i < np; i += 64)
+      for (int j = 0; j < 4; ++j) {
+        const __m512 kv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + i + 16 * j)));
+        acc[j] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(q + i + 16 * j), acc[j]);
+      }
+    acc[0] = _mm512_add_ps(acc[0], acc[2]);
+    acc[1] = _mm512_add_ps(acc[1], acc[3]);
+    s = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
   }
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    __m512 kv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), kv, acc);
-  }
-  return _mm512_reduce_add_ps(acc);
+  for (int i = np; i < n; ++i) s += static_cast<double>(q[i] * HalfToFloat(k[i]));
+  return static_cast<float>(s);
 }
 TS_AVX512 float DotF32Avx512(const float* q, const float* k, int n) {
   __m512 acc = _mm512_setzero_ps();
