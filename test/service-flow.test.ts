@@ -200,7 +200,7 @@ describe('slots, queue, cancel and deadlines (one slot per server)', () => {
     expect((await next.result).tokenIds).toHaveLength(4);
     const freedAfter = Date.now() - t0;
     expect(freedAfter).toBeGreaterThanOrEqual(290);
-    expect(freedAfter).toBeLessThan(1500);
+    expect(freedAfter).toBeLessThan(3000);
     // A real client gives up at its deadline and resets the stream.
     call.cancel();
     await call.done;

@@ -91,15 +91,15 @@ test('8 generations batched over 2 workers match their solo runs (Q4_K_M)', asyn
 });
 
 test('a cancel stops a generation in the middle of its prompt', async () => {
-  // One prompt token per step: a 480-token prompt takes 480 steps to read.
-  const slow = await startServer({ models: [{ name: 'f16', path: path.join(REF, 'mini-llama-f16.gguf') }], contextLength: 512, prefillChunk: 1 });
+  // One prompt token per step: a 1000-token prompt takes 1000 steps to read.
+  const slow = await startServer({ models: [{ name: 'f16', path: path.join(REF, 'mini-llama-f16.gguf') }], contextLength: 1024, prefillChunk: 1 });
   try {
-    const tokens = [1, ...Array.from({ length: 479 }, (_, j) => 100 + ((j * 37) % 1900))];
+    const tokens = [1, ...Array.from({ length: 999 }, (_, j) => 100 + ((j * 37) % 1900))];
     const full = await collect(slow.client.complete({ tokens, params: { temperature: 0, maxTokens: 1 } }));
     const prefillMs = full.final.timings!.timeToFirstTokenMs;
     const session = slow.client.session();
     const gen = session.generate({ tokens, params: { temperature: 0, maxTokens: 1 } });
-    await sleep(prefillMs / 5);
+    await sleep(prefillMs / 10);
     const t0 = performance.now();
     gen.cancel();
     const r = await gen.result;
