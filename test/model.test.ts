@@ -122,6 +122,21 @@ describe('configuration from metadata', () => {
   });
 });
 
+test('prefetch and lock load options', () => {
+  const file = path.join(REFERENCE_DIR, 'mini-llama-q4_0.gguf');
+  const m = Model.load(file, { prefetch: true });
+  expect(m.info.architecture).toBe('llama');
+  m.close();
+  // mlock of 1.5 MB: allowed under the usual 8 MB RLIMIT_MEMLOCK; where the
+  // limit is lower it must fail cleanly, saying why.
+  try {
+    Model.load(file, { lock: true }).close();
+  } catch (e) {
+    expect((e as { code?: string }).code).toBe('IO_ERROR');
+    expect((e as Error).message).toMatch(/mlock .* RLIMIT_MEMLOCK/);
+  }
+});
+
 describe('files the engine refuses, with a code and a message naming the problem', () => {
   test('unknown architecture: MODEL_UNSUPPORTED', () => {
     const e = loadError(writeTiny('gpt2.gguf', { arch: 'gpt2' }));
