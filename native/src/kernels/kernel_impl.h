@@ -78,8 +78,9 @@ TypeKernels q4_k_kernels(PathVariant v);
 TypeKernels q6_k_kernels(PathVariant v);
 
 // Activation quantizers (quantize.cpp). Every path's variant gives the same
-// bytes as the scalar one: d = amax / 127 (q8_0, stored as fp16), ggml's
-// q8_K with iscale = -127 / max and bsums; rounding is to nearest even.
+// bytes as the scalar one: q8_0 with d = amax / 127 (stored as fp16) and
+// values x * (127 / amax), ggml's q8_K with iscale = -127 / max and bsums;
+// rounding is to nearest even.
 QuantizeRowFn quantize_q8_0_fn(CpuPath path);
 QuantizeRowFn quantize_q8_0n4_fn(CpuPath path);
 QuantizeRowFn quantize_q8_0g4_fn(CpuPath path);
@@ -130,6 +131,44 @@ void rows_by_tiles(const RowsArgs& a, int64_t r0, int64_t r1) {
     case 2: rows_tile<K, 2>(a, b, r0, r1); break;
     case 1: rows_tile<K, 1>(a, b, r0, r1); break;
     default: break;
+  }
+}
+
+// Driver for kernels that take R weight rows against B activation rows:
+// K::run<R, B>(w, w_row_bytes, act, act_row_bytes, cols, y, y_stride) writes
+// y[b * y_stride + r] for r < R, b < B. For a batch of 1, 4 weight rows at a
+// time (independent accumulator chains hide FMA latency); otherwise one
+// weight row against tiles of 4 activation rows, as rows_by_tiles.
+template <class K, int R, int B>
+void rows_block(const RowsArgs& a, int64_t b0, int64_t r) {
+  K::template run<R, B>(a.w + static_cast<size_t>(r) * a.w_row_bytes, a.w_row_bytes,
+                        a.act + static_cast<size_t>(b0) * a.act_row_bytes, a.act_row_bytes, a.cols,
+                        a.y + b0 * a.y_stride + r, a.y_stride);
+}
+
+template <class K>
+void rows_by_blocks(const RowsArgs& a, int64_t r0, int64_t r1) {
+  if (a.batch == 1) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) rows_block<K, 4, 1>(a, 0, r);
+    switch (r1 - r) {
+      case 3: rows_block<K, 3, 1>(a, 0, r); break;
+      case 2: rows_block<K, 2, 1>(a, 0, r); break;
+      case 1: rows_block<K, 1, 1>(a, 0, r); break;
+      default: break;
+    }
+    return;
+  }
+  int64_t b = 0;
+  for (; b + 4 <= a.batch; b += 4)
+    for (int64_t r = r0; r < r1; ++r) rows_block<K, 1, 4>(a, b, r);
+  for (int64_t r = r0; r < r1; ++r) {
+    switch (a.batch - b) {
+      case 3: rows_block<K, 1, 3>(a, b, r); break;
+      case 2: rows_block<K, 1, 2>(a, b, r); break;
+      case 1: rows_block<K, 1, 1>(a, b, r); break;
+      default: break;
+    }
   }
 }
 

@@ -46,30 +46,9 @@ TS_AVX2 inline __m256i dot_i8_avx2(__m256i w, __m256i y) {
   return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-TS_AVX2 float dot_q8_0_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w);
-  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
-  const int64_t nb = cols / QK8_0;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const __m256i p0 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)),
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs)));
-    const __m256i p1 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i + 1].qs)),
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i + 1].qs)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d)), acc1);
-  }
-  for (; i < nb; ++i) {
-    const __m256i p0 = dot_i8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)),
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
-  }
-  return hsum_f32x8(_mm256_add_ps(acc0, acc1));
-}
-
 // One weight row against B activation rows (see rows_by_tiles) over Q8_0G4
-// activations (values back to back, f32 scales per lane).
+// activations (values back to back, f32 scales per lane), in ggml's order:
+// one 8-lane accumulator, one fma per block.
 struct Q8_0RowAvx2 {
   template <int B>
   TS_AVX2 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
@@ -97,15 +76,19 @@ struct Q8_0RowAvx2 {
         }
       }
     }
+    for (; i < nb; ++i) {  // the last 1..3 blocks (plain Q8_0 activations), same chain
+      const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w) + i;
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs));
 #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      float sum = hsum_f32x8(acc[b]);
-      if (i < nb) {
-        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0G4Group);
-        sum += dot_q8_0_avx2(w + i * sizeof(block_q8_0), tail, (nb - i) * QK8_0);
+      for (int b = 0; b < B; ++b) {
+        const block_q8_0* yb =
+            reinterpret_cast<const block_q8_0*>(act + b * act_stride + (nb / 4) * sizeof(Q8_0G4Group)) + (i - nb / 4 * 4);
+        const __m256i p = dot_i8_avx2(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb->qs)));
+        acc[b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(x->d) * _cvtsh_ss(yb->d)), acc[b]);
       }
-      y[b * y_stride] = sum;
     }
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) y[b * y_stride] = hsum_f32x8(acc[b]);
   }
 };
 
@@ -137,57 +120,79 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
   }
 }
 
-// Four blocks at a time against Q8_0G4 activations: two registers of two
-// blocks' values, and the four fp16 scales picked out of the 136 bytes with
-// one two-source word permute, already repeated for each block's 8 lanes.
-// One weight row against B activation rows (see rows_by_tiles).
+// R weight rows against B activation rows (see rows_by_blocks) over Q8_0G4
+// activations, summed exactly as ggml's vec_dot_q8_0_q8_0 (and llamafile's
+// tinyBLAS) do: per block, 8 int32 lane sums of 4 products, then
+// acc = fma(float(lanes), d_w * d_x, acc) into one 8-lane accumulator, block
+// after block, and ggml's horizontal sum at the end — so q8_0 results match
+// llama.cpp's bit for bit. Two blocks share a 512-bit dpbusd; the four fp16
+// weight scales of a group come from one two-source word permute.
 template <bool kVnni>
-struct Q8_0RowAvx512 {
-  template <int B>
-  TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
-                                 int64_t y_stride) {
+struct Q8_0BlockAvx512 {
+  template <int R, int B>
+  TS_AVX512_VNNI static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
+                                 float* y, int64_t y_stride) {
     const int64_t nb = cols / QK8_0;
     // word index (in 128 bytes from block 0) of block k's d: 17k (34 bytes per block)
     const __m512i d_index = _mm512_set_epi16(51, 51, 51, 51, 51, 51, 51, 51, 34, 34, 34, 34, 34, 34, 34, 34, 17, 17,
                                              17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc[B];
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
+    __m256 acc[R][B];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) acc[r][b] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-      const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w) + i;
-      const __m512i q01 = load_2x32(x[0].qs, x[1].qs);
-      const __m512i q23 = load_2x32(x[2].qs, x[3].qs);
-      // |w| times y with w's sign (u8 x s8 form)
-      const __m512i a01 = _mm512_abs_epi8(q01), a23 = _mm512_abs_epi8(q23);
-      const __mmask64 n01 = _mm512_movepi8_mask(q01), n23 = _mm512_movepi8_mask(q23);
-      const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
-      const __m512i dw = _mm512_permutex2var_epi16(_mm512_loadu_si512(xb), d_index, _mm512_loadu_si512(xb + 64));
-      const __m512 dw01 = _mm512_cvtph_ps(_mm512_castsi512_si256(dw));
-      const __m512 dw23 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dw, 1));
-      #pragma GCC unroll 8
-      for (int b = 0; b < B; ++b) {
-        const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act + b * act_stride) + i / 4;
-        const __m512i y01 = _mm512_load_si512(g->qs), y23 = _mm512_load_si512(g->qs + 64);
-        const __m512i p01 =
-            dpbusd<kVnni>(_mm512_setzero_si512(), a01, _mm512_mask_sub_epi8(y01, n01, _mm512_setzero_si512(), y01));
-        const __m512i p23 =
-            dpbusd<kVnni>(_mm512_setzero_si512(), a23, _mm512_mask_sub_epi8(y23, n23, _mm512_setzero_si512(), y23));
-        // One accumulator, blocks in order: the same sums as two blocks per step
-        // (the model's parity tests against llama.cpp sit close to their limits).
-        acc[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), _mm512_mul_ps(dw01, _mm512_load_ps(g->d)), acc[b]);
-        acc[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), _mm512_mul_ps(dw23, _mm512_load_ps(g->d + 16)), acc[b]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w + r * w_stride) + i;
+        const __m512i q01 = load_2x32(x[0].qs, x[1].qs);
+        const __m512i q23 = load_2x32(x[2].qs, x[3].qs);
+        // |w| times y with w's sign (u8 x s8 form)
+        const __m512i a01 = _mm512_abs_epi8(q01), a23 = _mm512_abs_epi8(q23);
+        const __mmask64 n01 = _mm512_movepi8_mask(q01), n23 = _mm512_movepi8_mask(q23);
+        const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+        const __m512i dh = _mm512_permutex2var_epi16(_mm512_loadu_si512(xb), d_index, _mm512_loadu_si512(xb + 64));
+        const __m512 dw01 = _mm512_cvtph_ps(_mm512_castsi512_si256(dh));
+        const __m512 dw23 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dh, 1));
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) {
+          const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act + b * act_stride) + i / 4;
+          const __m512i y01 = _mm512_load_si512(g->qs), y23 = _mm512_load_si512(g->qs + 64);
+          const __m512 p01 = _mm512_cvtepi32_ps(
+              dpbusd<kVnni>(_mm512_setzero_si512(), a01, _mm512_mask_sub_epi8(y01, n01, _mm512_setzero_si512(), y01)));
+          const __m512 p23 = _mm512_cvtepi32_ps(
+              dpbusd<kVnni>(_mm512_setzero_si512(), a23, _mm512_mask_sub_epi8(y23, n23, _mm512_setzero_si512(), y23)));
+          const __m512 d01 = _mm512_mul_ps(dw01, _mm512_load_ps(g->d));
+          const __m512 d23 = _mm512_mul_ps(dw23, _mm512_load_ps(g->d + 16));
+          __m256 s = acc[r][b];
+          s = _mm256_fmadd_ps(_mm512_castps512_ps256(d01), _mm512_castps512_ps256(p01), s);
+          s = _mm256_fmadd_ps(_mm512_extractf32x8_ps(d01, 1), _mm512_extractf32x8_ps(p01, 1), s);
+          s = _mm256_fmadd_ps(_mm512_castps512_ps256(d23), _mm512_castps512_ps256(p23), s);
+          s = _mm256_fmadd_ps(_mm512_extractf32x8_ps(d23, 1), _mm512_extractf32x8_ps(p23, 1), s);
+          acc[r][b] = s;
+        }
       }
     }
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      float sum = hsum_f32x16(acc[b]);
-      if (i < nb) {
-        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0G4Group);
-        sum += dot_q8_0_avx2(w + i * sizeof(block_q8_0), tail, (nb - i) * QK8_0);
+    // the last 1..3 blocks (plain Q8_0 activations after the groups), same chain
+    for (; i < nb; ++i) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w + r * w_stride) + i;
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x->qs));
+#pragma GCC unroll 8
+        for (int b = 0; b < B; ++b) {
+          const block_q8_0* yb = reinterpret_cast<const block_q8_0*>(act + b * act_stride + (nb / 4) * sizeof(Q8_0G4Group)) +
+                                 (i - nb / 4 * 4);
+          const __m256i p = dot_i8_avx2(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb->qs)));
+          acc[r][b] = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(x->d) * _cvtsh_ss(yb->d)), _mm256_cvtepi32_ps(p), acc[r][b]);
+        }
       }
-      y[b * y_stride] = sum;
     }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+      for (int b = 0; b < B; ++b) y[b * y_stride + r] = hsum_f32x8(acc[r][b]);
   }
 };
 
@@ -237,7 +242,7 @@ TypeKernels q8_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0G4;
     k.quantize = quantize_q8_0g4_fn(v.path);
-    k.rows = v.vnni ? rows_by_tiles<Q8_0RowAvx512<true>> : rows_by_tiles<Q8_0RowAvx512<false>>;
+    k.rows = v.vnni ? rows_by_blocks<Q8_0BlockAvx512<true>> : rows_by_blocks<Q8_0BlockAvx512<false>>;
   }
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q8_0_neon>;

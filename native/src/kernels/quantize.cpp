@@ -2,6 +2,9 @@
 // types are multiplied with (Q8_0 for Q4_0/Q8_0, Q8_K for Q4_K/Q6_K).
 // Scalar reference first, SIMD variants after; every variant produces the
 // same bytes as the scalar one (same formulas, round to nearest even).
+// Q8_0 uses the formulas of ggml's x86 quantize_row_q8_0 (d = amax / 127,
+// values scaled by 127 / amax) and Q8_K those of quantize_row_q8_K_ref, so
+// the activations match llama.cpp's bit for bit.
 #pragma GCC optimize("fp-contract=off")
 #include <cmath>
 #include <cstring>
@@ -32,7 +35,7 @@ void quantize_row_q8_0_scalar(const float* x, void* dst, int64_t n) {
       amax = ax > amax ? ax : amax;
     }
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;  // as ggml's SIMD quantizer (not 1 / d)
     y[i].d = fp32_to_fp16(d);
     for (int j = 0; j < QK8_0; ++j) y[i].qs[j] = static_cast<int8_t>(nearest_int(x[j] * id));
   }
@@ -106,7 +109,7 @@ TS_AVX2 void quantize_row_q8_0_avx2(const float* x, void* dst, int64_t n) {
                                    _mm256_max_ps(_mm256_and_ps(v2, abs_mask), _mm256_and_ps(v3, abs_mask)));
     const float amax = hmax_avx2(m);
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;  // as ggml's SIMD quantizer (not 1 / d)
     y[i].d = fp32_to_fp16(d);
     const __m256 s = _mm256_set1_ps(id);
     const __m256i q = round_pack_32(_mm256_mul_ps(v0, s), _mm256_mul_ps(v1, s), _mm256_mul_ps(v2, s), _mm256_mul_ps(v3, s));
@@ -187,7 +190,7 @@ void quantize_row_q8_0_neon(const float* x, void* dst, int64_t n) {
     }
     const float amax = vmaxvq_f32(m);
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;  // as ggml's SIMD quantizer (not 1 / d)
     y[i].d = fp32_to_fp16(d);
     for (int j = 0; j < 8; ++j) v[j] = vmulq_n_f32(v[j], id);
     vst1q_s8(y[i].qs, round_pack_16(v[0], v[1], v[2], v[3]));
