@@ -27,6 +27,7 @@ COPY tsconfig.json ./
 COPY native ./native
 COPY proto ./proto
 COPY server ./server
+COPY client ./client
 COPY scripts ./scripts
 COPY bin ./bin
 COPY models ./models

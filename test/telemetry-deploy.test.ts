@@ -11,7 +11,7 @@ import { serverTelemetry } from '../server/src/telemetry/server-telemetry';
 import { nowMs } from '../server/src/telemetry/clock';
 import { ROOT } from './helpers/dist';
 import { parsePrometheusText } from './helpers/prometheus-text';
-import type { Exposition } from './helpers/prometheus-text';
+import { checkDashboardAgainst, dashboardQueries } from './helpers/dashboard';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const read = (rel: string) => fs.readFileSync(path.join(ROOT, rel), 'utf8');
@@ -163,46 +163,6 @@ describe('Dockerfile', () => {
   });
 });
 
-/** Metric names and `by (...)`/legend labels the dashboard's queries use. */
-function dashboardQueries(): Array<{ title: string; expr: string; legend: string }> {
-  const dash = JSON.parse(read('deploy/grafana/dashboards/tokenstream.json'));
-  const out: Array<{ title: string; expr: string; legend: string }> = [];
-  for (const p of dash.panels) for (const t of p.targets ?? []) out.push({ title: p.title, expr: t.expr, legend: t.legendFormat ?? '' });
-  for (const v of dash.templating.list) out.push({ title: `$${v.name}`, expr: v.definition, legend: '' });
-  return out;
-}
-
-const METRIC = /\b((?:gen_ai|tokenstream)_[a-z0-9_]+)\b/g;
-const PROMQL_WORDS = new Set(['le']);
-
-function checkAgainst(expo: Exposition): string[] {
-  const problems: string[] = [];
-  const names = new Set(expo.samples.map((s) => s.name));
-  const labelsOf = (name: string) => new Set(expo.samples.filter((s) => s.name === name).flatMap((s) => Object.keys(s.labels)));
-  for (const q of dashboardQueries()) {
-    const metrics = [...q.expr.matchAll(METRIC)].map((m) => m[1]).filter((m) => !m.startsWith('gen_ai_request_') && !m.startsWith('tokenstream_worker'));
-    if (metrics.length === 0) problems.push(`${q.title}: no metric in ${q.expr}`);
-    for (const m of metrics) {
-      if (!names.has(m)) {
-        problems.push(`${q.title}: ${m} is not on the endpoint`);
-        continue;
-      }
-      const labels = labelsOf(m);
-      const used = [
-        ...[...q.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((b) => b[1].split(',').map((x) => x.trim())),
-        ...[...q.expr.matchAll(/\{([^}]*)\}/g)].flatMap((b) => [...b[1].matchAll(/([a-z_]+)\s*=~?/g)].map((x) => x[1])),
-        ...[...q.legend.matchAll(/\{\{\s*([a-z_]+)\s*\}\}/g)].map((x) => x[1]),
-        ...[...q.expr.matchAll(/label_values\([^,]+,\s*([a-z_]+)\)/g)].map((x) => x[1]),
-      ].filter((l) => l && !PROMQL_WORDS.has(l));
-      for (const l of used) {
-        // error_type only exists on failed series; the others must be on every series
-        if (!labels.has(l)) problems.push(`${q.title}: label ${l} is not on ${m}`);
-      }
-    }
-  }
-  return problems;
-}
-
 describe('Grafana dashboard', () => {
   test('panels cover the required views', () => {
     const dash = JSON.parse(read('deploy/grafana/dashboards/tokenstream.json'));
@@ -232,10 +192,10 @@ describe('Grafana dashboard', () => {
       t.metrics.recordStep(0, 'tiny', 1, 4, 0.01, 1, 3);
       t.metrics.setStateSource(() => ({ queueLength: 0, workers: [{ workerId: 0, model: 'tiny', activeSequences: 0, kvSlotsUsed: 0, kvSlotsLimit: 8 }] }));
       const expo = parsePrometheusText(await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text());
-      expect(checkAgainst(expo)).toEqual([]);
+      expect(checkDashboardAgainst(expo)).toEqual([]);
       // and the check has teeth: a scrape without the engine metrics fails it
       const without = { ...expo, samples: expo.samples.filter((s) => !s.name.startsWith('tokenstream_kv')) };
-      expect(checkAgainst(without).join('\n')).toMatch(/tokenstream_kv_slots_used is not on the endpoint/);
+      expect(checkDashboardAgainst(without).join('\n')).toMatch(/tokenstream_kv_slots_used is not on the endpoint/);
     } finally {
       await server.close();
       await handle.shutdown();

@@ -22,6 +22,8 @@ import {
   type TokenizeResponse,
 } from '../../server/src/generated/tokenstream/v1/tokenstream';
 import { HealthClient, HealthCheckResponse_ServingStatus } from '../../server/src/generated/grpc/health/v1/health';
+import { FinishReason as FinishReasonEnum } from '../../server/src/generated/tokenstream/v1/tokenstream';
+import { clientTelemetry, type ClientGenerationTrace } from '../../server/src/telemetry/client-trace';
 
 export type { Chunk, Final, SamplingParams, ModelDescription };
 export { FinishReason } from '../../server/src/generated/tokenstream/v1/tokenstream';
@@ -71,6 +73,8 @@ export class Generation implements AsyncIterable<Chunk> {
     readonly requestId: string,
     private readonly cancelFn: () => void,
     private readonly onBuffered: (delta: number) => void = () => undefined,
+    /** Its client span (telemetry/client-trace.ts); a no-op when telemetry is off. */
+    private readonly trace?: ClientGenerationTrace,
   ) {
     this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // Callers that only iterate must not get an unhandled rejection.
@@ -95,6 +99,7 @@ export class Generation implements AsyncIterable<Chunk> {
         if (!this.firstAt) this.firstAt = now;
         this.lastAt = now;
       }
+      this.trace?.chunk(msg.chunk.tokenIds.length);
       this.text += msg.chunk.text;
       this.tokenIds.push(...msg.chunk.tokenIds);
       if (this.iterated) {
@@ -103,6 +108,11 @@ export class Generation implements AsyncIterable<Chunk> {
       }
     } else if (msg.final) {
       this.ended = true;
+      this.trace?.end({
+        finishReason: FinishReasonEnum[msg.final.finishReason],
+        promptTokens: msg.final.usage?.promptTokens,
+        completionTokens: msg.final.usage?.completionTokens,
+      });
       const n = this.tokenIds.length;
       const secs = (this.lastAt - this.firstAt) / 1000;
       this.settle.resolve({
@@ -124,6 +134,7 @@ export class Generation implements AsyncIterable<Chunk> {
   fail(err: GenerationError): void {
     if (this.ended) return;
     this.ended = true;
+    this.trace?.end({ error: { code: err.code, message: err.message } });
     this.error = err;
     this.settle.reject(err);
     this.notify();
@@ -221,13 +232,14 @@ export class GenerateSession {
   generate(input: GenerationInput): Generation {
     const requestId = input.requestId || `g${this.nextId++}`;
     if (this.gens.has(requestId)) throw new Error(`request_id '${requestId}' is in flight on this session`);
-    const gen = new Generation(requestId, () => this.call.write(request({ requestId, cancel: true })), this.bufferedDelta);
+    const trace = startClientTrace(input, requestId);
+    const gen = new Generation(requestId, () => this.call.write(request({ requestId, cancel: true })), this.bufferedDelta, trace);
     if (this.closedError) {
       gen.fail(new GenerationError(this.closedError.code, this.closedError.message, requestId));
       return gen;
     }
     this.gens.set(requestId, gen);
-    this.call.write(request({ ...input, requestId }));
+    this.call.write(request({ ...input, requestId, ...traceFields(input, trace) }));
     return gen;
   }
 
@@ -250,6 +262,27 @@ export class GenerateSession {
   get inFlight(): number {
     return this.gens.size;
   }
+}
+
+/** The generation's client span (its context goes in the start message). */
+function startClientTrace(input: GenerationInput, requestId: string, server?: string): ClientGenerationTrace {
+  return clientTelemetry().startGeneration({
+    requestId,
+    model: input.model ?? '',
+    operation: input.messages && input.messages.length > 0 ? 'chat' : 'text_completion',
+    maxTokens: input.params?.maxTokens,
+    temperature: input.params?.temperature,
+    topP: input.params?.topP,
+    topK: input.params?.topK,
+    seed: input.params?.seed,
+    server,
+  });
+}
+
+/** A caller's own traceparent wins; else the client span's (none when not sampled). */
+function traceFields(input: GenerationInput, trace: ClientGenerationTrace): Partial<GenerationInput> {
+  if (input.traceparent || !trace.traceparent) return {};
+  return { traceparent: trace.traceparent, tracestate: trace.tracestate };
 }
 
 function request(input: GenerationInput & { cancel?: boolean }): GenerateRequest {
@@ -296,8 +329,11 @@ export class TokenStreamClient {
   /** One generation over the Complete RPC (errors end the call with a status). */
   complete(input: GenerationInput, opts: { deadlineMs?: number } = {}): Generation {
     const requestId = input.requestId ?? '';
-    const call = this.grpc.complete(request({ ...input, requestId }), opts.deadlineMs ? { deadline: Date.now() + opts.deadlineMs } : {});
-    const gen = new Generation(requestId, () => call.cancel());
+    const trace = startClientTrace(input, requestId, this.address);
+    const call = trace.run(() =>
+      this.grpc.complete(request({ ...input, requestId, ...traceFields(input, trace) }), opts.deadlineMs ? { deadline: Date.now() + opts.deadlineMs } : {}),
+    );
+    const gen = new Generation(requestId, () => call.cancel(), undefined, trace);
     call.on('data', (msg: GenerateResponse) => gen.deliver(msg));
     call.on('status', (st: StatusObject) => {
       if (st.code !== status.OK) gen.fail(new GenerationError(st.code, st.details, requestId));

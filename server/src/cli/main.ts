@@ -12,6 +12,7 @@ Commands:
   serve       the gRPC server (no options: the bundled model on 127.0.0.1:50051)
   generate    stream a generation from a server to the terminal
   chat        an interactive chat with a server
+  health      a server's gRPC health status (exit 0 if SERVING)
   help        this text
 
 Run 'tokenstream <command> --help' for a command's options.
@@ -48,3 +49,4 @@ registerCommand('run', async () => (await import('./run')).command);
 registerCommand('serve', async () => (await import('./serve')).serveCommand);
 registerCommand('generate', async () => (await import('./generate')).generateCommand);
 registerCommand('chat', async () => (await import('./chat')).chatCommand);
+registerCommand('health', async () => (await import('./health')).healthCommand);

@@ -7,6 +7,8 @@ import type { ModelSpec } from '../engine/worker-pool';
 import { DEFAULT_BACKPRESSURE } from '../grpc/generation';
 import { TokenStreamServer, type ServeOptions } from '../grpc/server';
 import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
+import { DEFAULT_METRICS_PORT, parseMetricsPort } from '../telemetry/metrics-server';
+import { attachServerTelemetry } from '../telemetry/service-hooks';
 
 export const DEFAULT_MODEL = 'models/llama-2-tiny-random.gguf';
 
@@ -31,6 +33,8 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { name: 'max-message-bytes', env: 'TOKENSTREAM_MAX_MESSAGE_BYTES', kind: 'int', default: 4 * 1024 * 1024, arg: 'BYTES', help: 'largest request message (beyond: RESOURCE_EXHAUSTED)' },
   { name: 'pause-tokens', env: 'TOKENSTREAM_PAUSE_TOKENS', kind: 'int', default: DEFAULT_BACKPRESSURE.pauseTokens, arg: 'N', help: 'unread tokens at which a slow client\'s generation pauses' },
   { name: 'stall-ms', env: 'TOKENSTREAM_STALL_MS', kind: 'int', default: DEFAULT_BACKPRESSURE.stallMs, arg: 'MS', help: 'how long a paused generation waits for its client before RESOURCE_EXHAUSTED' },
+  { name: 'metrics-port', env: 'TOKENSTREAM_METRICS_PORT', kind: 'string', default: String(DEFAULT_METRICS_PORT), arg: 'PORT|off', help: 'Prometheus metrics endpoint (GET /metrics); 0 = any free port, off = none' },
+  { name: 'metrics-host', env: 'TOKENSTREAM_METRICS_HOST', kind: 'string', arg: 'HOST', help: 'address of the metrics endpoint (default: --host)' },
   { name: 'cpu', env: 'TOKENSTREAM_CPU', kind: 'string', arg: 'PATH', help: 'force a kernel path: scalar, avx2, avx512, neon (default: the best the CPU has)' },
 ];
 
@@ -52,7 +56,14 @@ function positiveInt(name: string, v: unknown, min = 1): number {
 }
 
 /** Turns parsed options into ServeOptions (throws UsageError on bad values). */
-export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions | 'help' {
+/** ServeOptions plus what only the command handles: the metrics endpoint (telemetry/metrics-server.ts). */
+export interface ServeCommandOptions extends ServeOptions {
+  /** undefined: no endpoint */
+  metricsPort: number | undefined;
+  metricsHost: string;
+}
+
+export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeCommandOptions | 'help' {
   const { values, positionals, help } = parseOptions(argv, SERVE_OPTIONS, env);
   if (help) return 'help';
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -64,7 +75,15 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
   if (cpu !== undefined && !['scalar', 'avx2', 'avx512', 'neon'].includes(cpu)) throw new UsageError(`--cpu: scalar, avx2, avx512 or neon, got '${cpu}'`);
   const port = values.port as number;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: 0..65535, got ${port}`);
+  let metricsPort: number | undefined;
+  try {
+    metricsPort = parseMetricsPort(values['metrics-port'] as string);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   return {
+    metricsPort,
+    metricsHost: (values['metrics-host'] as string | undefined) ?? (values.host as string),
     host: values.host as string,
     port,
     models,
@@ -87,7 +106,7 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  let opts: ServeOptions | 'help';
+  let opts: ServeCommandOptions | 'help';
   try {
     opts = serveOptionsFrom(argv);
   } catch (err) {
@@ -106,6 +125,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   };
   const server = await TokenStreamServer.start(opts);
   log(`listening on ${server.address} (loading ${opts.models.map((m) => `${m.name}=${m.path}`).join(', ')})`);
+  let metrics;
+  try {
+    metrics = await attachServerTelemetry(server, { port: opts.metricsPort, host: opts.metricsHost });
+  } catch (err) {
+    log(`metrics endpoint: ${err instanceof Error ? err.message : String(err)}`);
+    await server.shutdown(0);
+    return 1;
+  }
+  if (metrics) log(`metrics on http://${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${metrics.port}/metrics`);
   const stopped = new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -133,9 +161,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   } catch (err) {
     log(`failed to load: ${err instanceof Error ? err.message : String(err)}`);
     await server.shutdown(0);
+    await metrics?.close();
     return 1;
   }
   const code = await stopped;
+  await metrics?.close();
   log('stopped');
   return code;
 }

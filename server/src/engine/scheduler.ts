@@ -4,6 +4,7 @@
 // soon as a slot frees. Step reports from the workers are routed back to their
 // generations here.
 import { resourceExhausted, unavailable } from '../grpc/status';
+import { recordStep } from '../telemetry/service-hooks';
 import type { EngineWorker } from './worker-pool';
 import { Finish, Rec, RECORD_INTS, type StartGeneration, type StepReport } from './worker-protocol';
 
@@ -53,7 +54,7 @@ export class Scheduler {
     private readonly onAllDown: (message: string) => void = () => undefined,
   ) {
     for (const w of workers) {
-      w.onReport = (r) => this.onReport(r);
+      w.onReport = (r) => this.onReport(r, w);
       w.onGenError = (id, message) => this.onGenError(id, message);
       w.onExit = (message) => this.onWorkerExit(w, message);
     }
@@ -134,8 +135,9 @@ export class Scheduler {
     }
   }
 
-  private onReport(r: StepReport): void {
+  private onReport(r: StepReport, worker: EngineWorker): void {
     const rec = r.records;
+    recordStep(worker, r);
     let textPos = 0;
     let lpPos = 0;
     let topPos = 0;

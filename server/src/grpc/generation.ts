@@ -11,6 +11,7 @@ import { Buffer } from 'node:buffer';
 import type { Writable } from 'node:stream';
 import { Finish } from '../engine/worker-protocol';
 import { nowMs } from '../telemetry/clock';
+import type { GenerationEnd, GenerationTrace } from '../telemetry/generation-trace';
 import type { GenerationJob, Scheduler } from '../engine/scheduler';
 import type { ServedModel } from '../engine/worker-pool';
 import type { StartGeneration } from '../engine/worker-protocol';
@@ -141,6 +142,8 @@ export class Generation implements GenerationJob {
   private lastTokenAt = 0;
   /** The worker that ran it (-1: none yet). */
   workerIndex = -1;
+  /** How it ended, for its span (set just before complete()). */
+  private outcome: GenerationEnd = {};
 
   constructor(
     readonly requestId: string,
@@ -150,6 +153,8 @@ export class Generation implements GenerationJob {
     private readonly onDone: (gen: Generation) => void,
     /** The call's deadline (Date.now() ms; Infinity = none): grpc-js ends the call itself then. */
     private readonly callDeadline = Infinity,
+    /** Its span and request metrics (telemetry/generation-trace.ts). */
+    private readonly trace?: GenerationTrace,
   ) {
     this.id = nextId;
     nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
@@ -186,6 +191,7 @@ export class Generation implements GenerationJob {
     this.state = 'running';
     this.workerIndex = workerIndex;
     this.dispatchedAt = nowMs();
+    this.trace?.admitted(this.dispatchedAt, workerIndex);
   }
 
   /**
@@ -216,6 +222,7 @@ export class Generation implements GenerationJob {
     if (token >= 0) {
       if (this.completion === 0) this.firstTokenAt = time;
       this.lastTokenAt = time;
+      this.trace?.token(time);
       this.completion++;
       this.pendingIds.push(token);
       if (logprobs && lpCount > 0) {
@@ -264,6 +271,7 @@ export class Generation implements GenerationJob {
         },
       });
       this.index += ids.length;
+      this.trace?.written(this.index);
       this.pendingIds = [];
       this.pendingText = '';
       if (this.pendingLogprobs.length > 0) this.pendingLogprobs = [];
@@ -288,6 +296,7 @@ export class Generation implements GenerationJob {
         if (Date.now() >= this.callDeadline) {
           // The call's own deadline: grpc-js ends the call with DEADLINE_EXCEEDED.
           this.cause = 'disconnect';
+          this.outcome = { error: { code: 4, message: 'call deadline exceeded' } };
           return this.complete(() => undefined);
         }
         return this.terminate(deadlineExceeded(`generation deadline of ${this.v.timeoutMs} ms exceeded`));
@@ -316,8 +325,9 @@ export class Generation implements GenerationJob {
       usage: { promptTokens: this.v.tokens.length, completionTokens: this.completion },
       timings: this.timings(),
       matchedStop,
-      traceId: '',
+      traceId: this.trace?.traceId ?? '',
     };
+    this.outcome = { finishReason: FinishReason[reason] };
     this.complete(() => {
       this.writer.write({ requestId: this.requestId, final });
       if (this.writer.single) this.writer.end();
@@ -325,6 +335,7 @@ export class Generation implements GenerationJob {
   }
 
   private terminate(err: ApiError): void {
+    this.outcome = { error: { code: err.code, message: err.message } };
     this.complete(() => {
       if (this.writer.single) this.writer.fail(err);
       else this.writer.write({ requestId: this.requestId, error: { code: err.code, message: err.message } });
@@ -341,6 +352,7 @@ export class Generation implements GenerationJob {
       this.flush();
       writeTerminal();
     }
+    this.trace?.end({ ...this.outcome, promptTokens: this.v.tokens.length, completionTokens: this.completion });
     this.onDone(this);
   }
 

@@ -1,5 +1,6 @@
 // tokenstream.v1.TokenStream handlers.
 import type {
+  Metadata,
   sendUnaryData,
   ServerDuplexStream,
   ServerUnaryCall,
@@ -22,6 +23,10 @@ import {
 } from '../generated/tokenstream/v1/tokenstream';
 import type { DescriptorPool } from './descriptors';
 import { CallWriter, Generation, type BackpressureOptions } from './generation';
+import type { GenerationTrace } from '../telemetry/generation-trace';
+import { countRefusal, endRefused, generationStartOf } from '../telemetry/service-hooks';
+import { serverTelemetry } from '../telemetry/server-telemetry';
+import { endStreamSpanOnCancel } from '../telemetry/trace-context';
 import { alreadyExists, ApiError, asApiError, failedPrecondition, invalidArgument, notFound, toServiceError, unavailable } from './status';
 import { resolveModel, validateGeneration } from './validation';
 import { BAD_REQUEST, checkedDecoder, type Checked } from './wire-check';
@@ -94,6 +99,7 @@ export class TokenStreamHandlers {
   }
 
   private generate(call: ServerDuplexStream<GenerateRequest, GenerateResponse>): void {
+    endStreamSpanOnCancel(call);
     const deadline = callDeadline(call);
     const stream = new GenerateStream(new CallWriter(call, false, deadline));
     this.streams.add(stream);
@@ -115,9 +121,10 @@ export class TokenStreamHandlers {
         const gen = this.launch(req, stream.writer, deadline, () => {
           stream.gens.delete(requestId);
           stream.maybeEnd(this.draining);
-        });
+        }, call.metadata);
         stream.gens.set(requestId, gen);
       } catch (err) {
+        countRefusal(err, req.model);
         replyError(requestId, asApiError(err));
       }
     });
@@ -142,6 +149,7 @@ export class TokenStreamHandlers {
   }
 
   private complete(call: ServerWritableStream<GenerateRequest, GenerateResponse>): void {
+    endStreamSpanOnCancel(call);
     const deadline = callDeadline(call);
     const writer = new CallWriter(call, true, deadline);
     const req = call.request as Checked<GenerateRequest>;
@@ -149,27 +157,36 @@ export class TokenStreamHandlers {
       if (req[BAD_REQUEST]) throw invalidArgument(req[BAD_REQUEST]);
       if (req.cancel) throw invalidArgument('cancel is only meaningful on Generate streams');
       let timer: NodeJS.Timeout | undefined;
-      const gen = this.launch(req, writer, deadline, () => clearTimeout(timer));
+      const gen = this.launch(req, writer, deadline, () => clearTimeout(timer), call.metadata);
       call.on('cancelled', () => gen.cancel('disconnect'));
       timer = deadlineTimer(deadline, () => gen.cancel('disconnect'));
     } catch (err) {
+      countRefusal(err, req.model);
       writer.fail(asApiError(err));
     }
   }
 
   /** Validates and starts a generation; it counts as in flight until its terminal message. */
-  private launch(req: GenerateRequest, writer: CallWriter, deadline: number, onDone: () => void): Generation {
+  private launch(req: GenerateRequest, writer: CallWriter, deadline: number, onDone: () => void, metadata?: Metadata): Generation {
     if (this.draining) throw unavailable('the server is shutting down');
     const model = this.readyModel(req.model);
-    const v = validateGeneration(req, model);
-    const gen = new Generation(req.requestId, v, writer, this.backpressure, () => {
-      this.active--;
-      if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
-      onDone();
-    }, deadline);
-    gen.start(); // throws when the queue is full; nothing is counted then
-    this.active++;
-    return gen;
+    // The generation's span starts at arrival; a refusal from here on ends it with the error.
+    let trace: GenerationTrace | undefined;
+    try {
+      trace = serverTelemetry().startGeneration(generationStartOf(req, model.name, metadata));
+      const v = validateGeneration(req, model);
+      const gen = new Generation(req.requestId, v, writer, this.backpressure, () => {
+        this.active--;
+        if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+        onDone();
+      }, deadline, trace);
+      gen.start(); // throws when the queue is full; nothing is counted then
+      this.active++;
+      return gen;
+    } catch (err) {
+      endRefused(trace, err, model.name);
+      throw err;
+    }
   }
 
   private model(name: string): ServedModel {

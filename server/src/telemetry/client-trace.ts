@@ -101,6 +101,15 @@ export class ClientGenerationTrace {
     this.tracestate = recording ? (sc0.traceState?.serialize() ?? '') : '';
   }
 
+  /**
+   * Runs `fn` (e.g. starting the gRPC call) with this span active, so the
+   * instrumented gRPC client makes its CLIENT span a child of it and sends its
+   * context in the call metadata: one trace from here to the server's worker.
+   */
+  run<T>(fn: () => T): T {
+    return context.with(trace.setSpan(context.active(), this.span), fn);
+  }
+
   /** A chunk arrived (call for every chunk; only the first with tokens matters). */
   chunk(tokens: number): void {
     if (tokens > 0 && Number.isNaN(this.firstChunkMs)) {

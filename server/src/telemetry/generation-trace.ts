@@ -365,8 +365,9 @@ export class GenerationTrace {
     const parent = trace.setSpan(ROOT_CONTEXT, this.span);
     const worker: Attributes = this.workerId !== undefined ? { [sc.ATTR_TS_WORKER_ID]: this.workerId } : {};
     const admitted = Number.isNaN(this.admittedMs) ? undefined : this.admittedMs;
+    // Never admitted (cancelled or failed while queued): it waited until the end.
+    this.tracer.startSpan('queue', { startTime: this.startMs, attributes: worker }, parent).end(admitted ?? endMs);
     if (admitted !== undefined) {
-      this.tracer.startSpan('queue', { startTime: this.startMs, attributes: worker }, parent).end(admitted);
       const prefillEnd = !Number.isNaN(this.prefillDoneMs)
         ? this.prefillDoneMs
         : this.count > 0

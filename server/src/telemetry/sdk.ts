@@ -58,21 +58,11 @@ export interface TelemetryOptions {
   textMapPropagator?: TextMapPropagator;
 }
 
-export interface TelemetryHandle {
-  readonly role: TelemetryRole;
-  /** a TracerProvider is registered */
-  readonly tracing: boolean;
-  /** names of the metric readers in use: 'prometheus', 'otlp', 'console', 'custom' */
-  readonly metricReaders: string[];
-  /** the server's Prometheus reader; serve it with serveMetrics() */
-  readonly prometheus: PrometheusExporter | undefined;
-  /** resolves when the resource's asynchronous attributes (host.id) are known: await before serving metrics */
-  ready(): Promise<void>;
-  /** flushes and stops everything (safe to call twice) */
-  shutdown(): Promise<void>;
-}
+export type { TelemetryHandle } from './active';
+import type { TelemetryHandle } from './active';
+import { activeTelemetry, setActiveTelemetry } from './active';
+export { activeTelemetry };
 
-let active: TelemetryHandle | undefined;
 let diagLoggerSet = false;
 
 const DETECTORS: Record<string, ResourceDetector> = {
@@ -91,10 +81,6 @@ function detectorsFromEnv(env: NodeJS.ProcessEnv): ResourceDetector[] {
   return names.flatMap((n) => (DETECTORS[n] ? [DETECTORS[n]] : []));
 }
 
-/** The running telemetry, if startTelemetry() was called. */
-export function activeTelemetry(): TelemetryHandle | undefined {
-  return active;
-}
 
 // sdk-node builds its OTLP metric exporter (protocol from OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL,
 // endpoint/headers/timeouts from the OTLP variables) and the periodic reader (OTEL_METRIC_EXPORT_*)
@@ -120,7 +106,8 @@ function otlpMetricReader(): IMetricReader | undefined {
  * unchanged (shut it down first to restart with other options).
  */
 export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
-  if (active) return active;
+  const running = activeTelemetry();
+  if (running) return running;
   const env = options.env ?? process.env;
   if (env === process.env && env.OTEL_BSP_MAX_QUEUE_SIZE === undefined) {
     // BatchSpanProcessor reads process.env itself; see the header comment.
@@ -216,7 +203,7 @@ export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
           metrics.disable();
           propagation.disable();
           context.disable();
-          if (active === handle) active = undefined;
+          if (activeTelemetry() === handle) setActiveTelemetry(undefined);
           resetServerTelemetry();
           resetClientTelemetry();
         });
@@ -224,6 +211,6 @@ export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
       return stopped;
     },
   };
-  active = handle;
+  setActiveTelemetry(handle);
   return handle;
 }
