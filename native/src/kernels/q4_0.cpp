@@ -207,6 +207,93 @@ struct Q4_0RowAvx512 {
   }
 };
 
+// Exact integer sum of (q - 8) * y over one block (tails of the kernel below).
+inline int isum_q4_0_block(const block_q4_0& x, const block_q8_0& y) {
+  int s = 0;
+  for (int j = 0; j < QK4_0 / 2; ++j)
+    s += ((x.qs[j] & 0x0f) - 8) * y.qs[j] + ((x.qs[j] >> 4) - 8) * y.qs[j + QK4_0 / 2];
+  return s;
+}
+
+// R weight rows against B activation rows (R * B <= 4 outputs, "slots";
+// see rows_by_blocks) over Q8_0N4 activations, summed as llama.cpp's
+// repacked q4_0 kernels do on x86: each block's 32 products summed exactly
+// in int32, then acc = fma(float(sum), d_w * d_x, acc) block after block,
+// one accumulator per output and no horizontal sum. Per group of 4 blocks
+// each slot's dpbusd leaves block k's partial sums in lanes 4k..4k+3; a
+// 4-way unpack-and-add turns the 4 slots' registers into one whose 128-bit
+// lane k holds block k's sums for slots 0..3, so the 4 fmas per group
+// advance all slots at once.
+template <bool kVnni>
+struct Q4_0BlockAvx512 {
+  template <int R, int B>
+  TS_AVX512_VNNI static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
+                                 float* y, int64_t y_stride) {
+    static_assert(R * B <= 4, "at most 4 outputs");
+    const int64_t nb = cols / QK4_0;
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    // 16-bit word index of block k's d in 64 bytes from block 0: 9k (18 bytes per block)
+    const __m512i d_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
+                                             18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    __m128 acc = _mm_setzero_ps();  // lane s: output slot s = r * B + b
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      __m512i p[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+      __m512 d[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* xb = w + r * w_stride + i * sizeof(block_q4_0);
+        __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 2)));
+        q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 20)), 1);
+        q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 38)), 2);
+        q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 56)), 3);
+        const __m512i lo = _mm512_and_si512(q, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+        const __m512 dw =
+            _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(d_index, _mm512_loadu_si512(xb))));
+#pragma GCC unroll 4
+        for (int b = 0; b < B; ++b) {
+          const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
+          __m512i s = _mm512_load_si512(g->offset);  // the "- 8"
+          s = dpbusd<kVnni>(s, lo, _mm512_load_si512(g->lo));
+          p[r * B + b] = dpbusd<kVnni>(s, hi, _mm512_load_si512(g->hi));
+          d[r * B + b] = _mm512_mul_ps(dw, _mm512_load_ps(g->d));
+        }
+      }
+      // 128-bit lane k of `sums`: block k's exact sums for slots 0..3
+      const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+      const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+      const __m512 sums =
+          _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23)));
+      // the scales the same way (a block's 4 lanes hold the same scale)
+      __m512 ds = _mm512_mask_blend_ps(0x2222, d[0], d[1]);
+      ds = _mm512_mask_blend_ps(0x4444, ds, d[2]);
+      ds = _mm512_mask_blend_ps(0x8888, ds, d[3]);
+      acc = _mm_fmadd_ps(_mm512_castps512_ps128(sums), _mm512_castps512_ps128(ds), acc);
+      acc = _mm_fmadd_ps(_mm512_extractf32x4_ps(sums, 1), _mm512_extractf32x4_ps(ds, 1), acc);
+      acc = _mm_fmadd_ps(_mm512_extractf32x4_ps(sums, 2), _mm512_extractf32x4_ps(ds, 2), acc);
+      acc = _mm_fmadd_ps(_mm512_extractf32x4_ps(sums, 3), _mm512_extractf32x4_ps(ds, 3), acc);
+    }
+    for (; i < nb; ++i) {  // the last 1..3 blocks (plain Q8_0 activations after the groups)
+      alignas(16) float sums[4] = {0, 0, 0, 0}, ds[4] = {0, 0, 0, 0};
+      for (int r = 0; r < R; ++r) {
+        const block_q4_0& x = reinterpret_cast<const block_q4_0*>(w + r * w_stride)[i];
+        for (int b = 0; b < B; ++b) {
+          const block_q8_0& yb =
+              reinterpret_cast<const block_q8_0*>(act + b * act_stride + (nb / 4) * sizeof(Q8_0N4Group))[i - nb / 4 * 4];
+          sums[r * B + b] = static_cast<float>(isum_q4_0_block(x, yb));
+          ds[r * B + b] = _cvtsh_ss(x.d) * _cvtsh_ss(yb.d);
+        }
+      }
+      acc = _mm_fmadd_ps(_mm_load_ps(sums), _mm_load_ps(ds), acc);
+    }
+    alignas(16) float out[4];
+    _mm_store_ps(out, acc);
+    for (int r = 0; r < R; ++r)
+      for (int b = 0; b < B; ++b) y[b * y_stride + r] = out[r * B + b];
+  }
+};
+
 #endif  // __x86_64__
 
 // ---------------------------------------------------------------- NEON
@@ -256,7 +343,7 @@ TypeKernels q4_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0N4;
     k.quantize = quantize_q8_0n4_fn(v.path);
-    k.rows = v.vnni ? rows_by_tiles<Q4_0RowAvx512<true>> : rows_by_tiles<Q4_0RowAvx512<false>>;
+    k.rows = v.vnni ? rows_by_blocks<Q4_0BlockAvx512<true>> : rows_by_blocks<Q4_0BlockAvx512<false>>;
   }
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q4_0_neon>;

@@ -148,28 +148,33 @@ TS_AVX512_VNNI inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
 // Per half super-block two registers of 64 values: ql's 64 bytes give values
 // 0..63 (low nibbles) and 64..127 (high nibbles); [qh, qh >> 2] gives their
 // top two bits at bits 4..5 after a shift left by 4 (values 0..63) or as is
-// (values 64..127). One weight row against B activation rows (see
-// rows_by_tiles).
+// (values 64..127). Summed as ggml's vec_dot_q6_K_q8_K does on x86, so the
+// results match llama.cpp's bit for bit: the "- 32" subtracted per pair of
+// products (maddubs of 32 and the activations), int32 lane m collecting
+// values 4m..4m+3 of every 32 (here lanes m and m + 8 of the 512-bit sum,
+// added at the end of the super-block), one fma per super-block into an
+// 8-lane accumulator, ggml's horizontal sum. One weight row against B
+// activation rows (see rows_by_tiles).
 template <bool kVnni>
 struct Q6_KRowAvx512 {
   template <int B>
   TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* out,
                                  int64_t out_stride) {
     const block_q6_K* x = reinterpret_cast<const block_q6_K*>(w);
-    const __m512i low4 = _mm512_set1_epi8(0x0f), top2 = _mm512_set1_epi8(0x30);
+    const __m512i low4 = _mm512_set1_epi8(0x0f), top2 = _mm512_set1_epi8(0x30), m32 = _mm512_set1_epi8(32);
     // int16 lane -> scale index: lanes 8s..8s+7 (16 values) share scale s
     const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0,
                                           0, 0, 0, 0, 0, 0, 0);
     const __m512i four = _mm512_set1_epi16(4);
-    __m512 acc[B];
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) acc[b] = _mm512_setzero_ps();
+    __m256 acc[B];
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
     for (int64_t i = 0; i < cols / QK_K; ++i) {
       const float dw = _cvtsh_ss(x[i].d);
-      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
-      const __m512i scales = _mm512_castsi256_si512(sc16);
+      const __m512i scales =
+          _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales))));
       __m512i q[4], sc[4];  // values 0..63, 64..127, 128..191, 192..255 and their int16 scales
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int half = 0; half < 2; ++half) {
         const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * half);
         const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh + 32 * half));
@@ -180,21 +185,22 @@ struct Q6_KRowAvx512 {
         sc[2 * half] = _mm512_permutexvar_epi16(idx, scales);
         sc[2 * half + 1] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, four), scales);
       }
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int b = 0; b < B; ++b) {
         const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act + b * act_stride) + i;
-        // The -32 offset: 32 * sum_g scale_g * bsums_g.
-        const __m256i offset = _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y->bsums)));
-        __m512i sumi = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5)));
-        sumi = _mm512_inserti64x4(sumi, _mm256_setzero_si256(), 1);
-        #pragma GCC unroll 8
-        for (int k = 0; k < 4; ++k)
-          sumi = dpwssd<kVnni>(sumi, _mm512_maddubs_epi16(q[k], _mm512_loadu_si512(y->qs + 64 * k)), sc[k]);
-        acc[b] = _mm512_fmadd_ps(_mm512_set1_ps(dw * y->d), _mm512_cvtepi32_ps(sumi), acc[b]);
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int k = 0; k < 4; ++k) {
+          const __m512i yv = _mm512_loadu_si512(y->qs + 64 * k);
+          const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], yv), _mm512_maddubs_epi16(m32, yv));
+          sumi = dpwssd<kVnni>(sumi, p16, sc[k]);
+        }
+        const __m256i sumi8 = _mm256_add_epi32(_mm512_castsi512_si256(sumi), _mm512_extracti64x4_epi64(sumi, 1));
+        acc[b] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dw), _mm256_cvtepi32_ps(sumi8), acc[b]);
       }
     }
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) out[b * out_stride] = hsum_f32x16(acc[b]);
+#pragma GCC unroll 8
+    for (int b = 0; b < B; ++b) out[b * out_stride] = hsum_f32x8(acc[b]);
   }
 };
 
