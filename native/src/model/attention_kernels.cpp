@@ -7,6 +7,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 namespace ts {
 
@@ -213,7 +216,6 @@ TS_AVX512 void MadF16Avx512(uint16_t* y, const uint16_t* v, float s, int n) {
 #endif  // __x86_64__
 
 #if defined(__aarch64__)
-#include <arm_neon.h>
 float DotF32Neon(const float* q, const float* k, int n) {
   float32x4_t acc = vdupq_n_f32(0);
   int i = 0;
