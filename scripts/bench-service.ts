@@ -1,96 +1,351 @@
-// Service throughput: N concurrent greedy generations over gRPC on loopback
-// against the same model driven directly (one sequence, no server), so the cost
-// of the service (worker hand-off, gRPC, protobuf) and the gain of batching show.
+// npm run bench:service -- [--model FILE]... [--streams 1,8,16] [--tokens N] [--threads N] [--reps N] [--json]
 //
-//   node dist/scripts/bench-service.js [--model PATH] [--tokens N] [--streams 1,4,8] [--threads N]
+// Service overhead: tokens/s end to end through gRPC versus the engine alone at
+// the same batch composition, and the latency the service adds to each token.
+//
+// - engine alone: in this process, one Session configured like the server's
+//   worker (same slots, context, threads); N sequences get the prompt in one
+//   batch, then decode together one token each per step, greedy, until each has
+//   --tokens tokens. tokens/s = N × tokens / wall time.
+// - service: `tokenstream serve` in a child process (its own event loop, as in
+//   production), this process as the client on loopback: N Generate calls at
+//   once, same prompt, same --tokens (ignore_eos), greedy. tokens/s = N × tokens
+//   / (last final message - first request sent).
+// - added latency per token: arrival at this client (the 'data' event, after
+//   protobuf decoding) minus the time the token left the engine in the worker
+//   (the step report's time, collected in the server by a preloaded hook,
+//   scripts/service/token-times-hook.ts). Both are nowMs(), one monotonic clock
+//   for all threads and processes of the machine.
+// Each figure is the best (tokens/s) of --reps runs after a warm-up; latency
+// percentiles pool every token of every run. `uptime` is printed with each model.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Model } from '../server/src/engine/model';
-import { packageRoot } from '../server/src/engine/addon';
-import { TokenStreamServer, DEFAULT_TRANSPORT } from '../server/src/grpc/server';
-import { DEFAULT_BACKPRESSURE } from '../server/src/grpc/generation';
+import { Metadata } from '@grpc/grpc-js';
 import { TokenStreamClient } from '../client/src/client';
+import { packageRoot } from '../server/src/engine/addon';
+import { createBatch, Model, type Session } from '../server/src/engine/model';
+import type { Batch } from '../server/src/engine/types';
+import { physicalCores } from '../server/src/engine/worker-pool';
+import type { GenerateResponse } from '../server/src/generated/tokenstream/v1/tokenstream';
+import { nowMs } from '../server/src/telemetry/clock';
+import { SERVE_OPTIONS } from '../server/src/cli/serve';
+import { ChildServer, compiledScript, percentile, uptime } from './service/child-server';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, penaltyLastN: 64, seed: 0, topLogprobs: 0 };
-const PROMPT = [1, 450, 1024, 338, 263]; // ids below 2048: valid in the mini reference models too
+/** Token ids below 2048: valid in the bundled tiny model too. */
+const PROMPT = [1, 450, 1024, 338, 263];
+/** The server's default prompt chunk (the worker's batch capacity is chunk + slots). */
+const PREFILL_CHUNK = 256;
 
-function direct(file: string, tokens: number, threads: number): number {
-  const model = Model.load(file);
-  const s = model.createSession({ maxSequences: 1, contextLength: tokens + 16, maxBatch: 16, threads });
-  s.setSampler(0, GREEDY);
-  const b = { seq: new Int32Array(16), token: new Int32Array(16), pos: new Int32Array(16), logits: new Uint8Array(16), length: PROMPT.length };
-  PROMPT.forEach((t, i) => {
-    b.token[i] = t;
-    b.pos[i] = i;
-    b.logits[i] = i === PROMPT.length - 1 ? 1 : 0;
-  });
-  s.decode(b);
-  let tok = s.sample(0, 0).token;
-  const t0 = performance.now();
-  for (let i = 0; i < tokens; i++) {
-    b.length = 1;
-    b.token[0] = tok;
-    b.pos[0] = PROMPT.length + i;
-    b.logits[0] = 1;
-    s.decode(b);
-    tok = s.sample(0, 0).token;
-  }
-  const tps = tokens / ((performance.now() - t0) / 1000);
-  s.close();
-  model.close();
-  return tps;
+interface Options {
+  models: string[];
+  streams: number[];
+  tokens: number;
+  threads: number;
+  reps: number;
+  json: boolean;
+  /** Directory for a CPU profile of the server (node --cpu-prof). */
+  serverProf?: string;
 }
 
-async function main(): Promise<void> {
+export interface StreamsResult {
+  streams: number;
+  engine_tps: number;
+  service_tps: number;
+  /** service / engine */
+  ratio: number;
+  /** engine -> client, per token (ms) */
+  latency_p50_ms: number;
+  latency_p99_ms: number;
+  latency_max_ms: number;
+  /** tokens per message received, on average */
+  tokens_per_message: number;
+  /** CPU time per token: the server's main thread, the whole server, this client process (µs) */
+  server_main_cpu_us_per_token: number;
+  server_cpu_us_per_token: number;
+  client_cpu_us_per_token: number;
+}
+
+export interface ModelResult {
+  model: string;
+  threads: number;
+  tokens: number;
+  uptime: string;
+  results: StreamsResult[];
+}
+
+function options(argv: string[]): Options {
   const { values } = parseArgs({
-    options: { model: { type: 'string' }, tokens: { type: 'string' }, streams: { type: 'string' }, threads: { type: 'string' }, server: { type: 'string' } },
+    args: argv,
+    options: {
+      model: { type: 'string', multiple: true },
+      streams: { type: 'string' },
+      tokens: { type: 'string' },
+      threads: { type: 'string' },
+      reps: { type: 'string' },
+      json: { type: 'boolean' },
+      'server-prof': { type: 'string' },
+    },
   });
-  const file = path.resolve(values.model ?? path.join(packageRoot(), 'models/llama-2-tiny-random.gguf'));
-  const tokens = Number(values.tokens ?? 256);
-  const streams = (values.streams ?? '1,4,8').split(',').map(Number);
-  const threads = Number(values.threads ?? 1);
-  console.log(`model ${path.basename(file)}, ${tokens} tokens per generation, ${threads} thread(s)`);
-  console.log(`direct engine, 1 sequence: ${direct(file, tokens, threads).toFixed(0)} tokens/s`);
-
-  // --server HOST:PORT: a server in another process (so client and server don't share a thread).
-  const server = values.server ? null : await TokenStreamServer.start({
-    host: '127.0.0.1',
-    port: 0,
-    models: [{ name: 'm', path: file }],
-    workers: 1,
-    threads,
-    maxSequences: Math.max(...streams),
-    contextLength: tokens + 64,
-    kvType: 'f16',
-    prefillChunk: 256,
-    queueLimit: 64,
-    graceMs: 1000,
-    transport: DEFAULT_TRANSPORT,
-    backpressure: DEFAULT_BACKPRESSURE,
-  });
-  await server?.ready;
-  const client = new TokenStreamClient(values.server ?? `127.0.0.1:${server!.port}`);
-  await client.complete({ tokens: PROMPT, params: { ...GREEDY, maxTokens: 8 } }).result; // warm-up
-  for (const n of streams) {
-    const session = client.session();
-    const t0 = performance.now();
-    const results = await Promise.all(
-      Array.from({ length: n }, () => session.generate({ tokens: PROMPT, params: { temperature: 0, maxTokens: tokens, ignoreEos: true } }).result),
-    );
-    const secs = (performance.now() - t0) / 1000;
-    const total = results.reduce((a, r) => a + r.tokenIds.length, 0);
-    const ttft = results.map((r) => r.clientTtftMs).sort((a, b) => a - b);
-    const perStream = results.map((r) => r.clientTokensPerSecond).reduce((a, b) => a + b, 0) / n;
-    console.log(
-      `service, ${n} stream(s): ${(total / secs).toFixed(0)} tokens/s total, ${perStream.toFixed(0)} tokens/s per stream, ttft p50 ${ttft[Math.floor(n / 2)].toFixed(1)} ms`,
-    );
-    await session.close();
+  const int = (v: string | undefined, name: string, dflt: number): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${v}'`);
+    return n;
+  };
+  let models = values.model ?? [];
+  if (models.length === 0) {
+    const realistic = path.join(packageRoot(), 'bench/models/smollm2-135m-shape-q8_0.gguf');
+    models = [...(fs.existsSync(realistic) ? [realistic] : []), path.join(packageRoot(), 'models/llama-2-tiny-random.gguf')];
   }
-  client.close();
-  await server?.shutdown(1000);
+  return {
+    models: models.map((m) => path.resolve(m)),
+    streams: (values.streams ?? '1,8,16').split(',').map((s) => int(s, 'streams', 1)),
+    tokens: int(values.tokens, 'tokens', 256),
+    threads: int(values.threads, 'threads', physicalCores()),
+    reps: int(values.reps, 'reps', 3),
+    json: values.json ?? false,
+    serverProf: values['server-prof'],
+  };
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+/** The engine alone, configured like the server's worker (same slots, context, batch capacity, threads). */
+class EngineAlone {
+  private readonly model: Model;
+  private readonly session: Session;
+  private readonly batch: Batch;
+
+  constructor(file: string, threads: number, maxSeq: number, context: number) {
+    this.model = Model.load(file);
+    this.session = this.model.createSession({ maxSequences: maxSeq, contextLength: context, maxBatch: PREFILL_CHUNK + maxSeq, threads });
+    this.batch = createBatch(this.session.maxBatch);
+  }
+
+  /** n sequences: the prompt in one batch, then one token each per step; returns tokens/s. */
+  run(n: number, tokens: number): number {
+    const { session, batch } = this;
+    const t0 = performance.now();
+    let k = 0;
+    for (let s = 0; s < n; s++) {
+      session.clearSequence(s);
+      session.setSampler(s, GREEDY);
+      for (let p = 0; p < PROMPT.length; p++, k++) {
+        batch.seq[k] = s;
+        batch.token[k] = PROMPT[p];
+        batch.pos[k] = p;
+        batch.logits[k] = p === PROMPT.length - 1 ? 1 : 0;
+      }
+    }
+    batch.length = k;
+    session.decode(batch);
+    const last = new Int32Array(n);
+    for (let s = 0; s < n; s++) last[s] = session.sample(s, s).token;
+    for (let step = 1; step < tokens; step++) {
+      for (let s = 0; s < n; s++) {
+        batch.seq[s] = s;
+        batch.token[s] = last[s];
+        batch.pos[s] = PROMPT.length + step - 1;
+        batch.logits[s] = 1;
+      }
+      batch.length = n;
+      session.decode(batch);
+      for (let s = 0; s < n; s++) last[s] = session.sample(s, s).token;
+    }
+    return (n * tokens * 1000) / (performance.now() - t0);
+  }
+
+  close(): void {
+    this.session.close();
+    this.model.close();
+  }
+}
+
+interface CallTimes {
+  requestId: string;
+  arrivals: Float64Array;
+  messages: number;
+}
+
+/** N generations at once, one Generate call each; resolves with tokens/s and every token's arrival time. */
+async function serviceRun(client: TokenStreamClient, n: number, tokens: number, tag: string): Promise<{ tps: number; calls: CallTimes[] }> {
+  const t0 = nowMs();
+  const calls = await Promise.all(
+    Array.from({ length: n }, (_, i) => {
+      const requestId = `${tag}-${i}`;
+      const times: CallTimes = { requestId, arrivals: new Float64Array(tokens).fill(NaN), messages: 0 };
+      return new Promise<{ times: CallTimes; end: number }>((resolve, reject) => {
+        const call = client.grpc.generate(new Metadata());
+        let end = 0;
+        call.on('data', (msg: GenerateResponse) => {
+          const t = nowMs();
+          times.messages++;
+          if (msg.chunk) {
+            const ids = msg.chunk.tokenIds;
+            for (let k = 0; k < ids.length; k++) times.arrivals[msg.chunk.index + k] = t;
+          } else if (msg.final) {
+            end = t;
+          } else if (msg.error) {
+            reject(new Error(`${requestId}: ${msg.error.message}`));
+          }
+        });
+        call.on('error', reject);
+        call.on('status', () => (end ? resolve({ times, end }) : reject(new Error(`${requestId}: stream ended without a final message`))));
+        call.write({
+          requestId,
+          prompt: '',
+          messages: [],
+          tokens: PROMPT,
+          model: '',
+          params: { ...GREEDY, maxTokens: tokens, ignoreEos: true, stop: [] },
+          cancel: false,
+          parseSpecial: false,
+          includeBytes: false,
+          timeoutMs: 0,
+          traceparent: '',
+          tracestate: '',
+        });
+        call.end();
+      });
+    }),
+  );
+  const end = Math.max(...calls.map((c) => c.end));
+  return { tps: (n * tokens * 1000) / (end - t0), calls: calls.map((c) => c.times) };
+}
+
+/** Serve options that keep the server to its job (no metrics endpoint, when the build has one). */
+export function quietServe(): string[] {
+  return SERVE_OPTIONS.some((s) => s.name === 'metrics-port') ? ['--metrics-port', 'off'] : [];
+}
+
+/** CPU time (ns) of the threads of `pid`: the main thread's and the sum of all. */
+function threadCpu(pid: number): { main: number; total: number } {
+  const read = (tid: string): number => {
+    try {
+      return Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      return 0; // the thread ended
+    }
+  };
+  let total = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) total += read(tid);
+  return { main: read(String(pid)), total };
+}
+
+async function benchModel(file: string, o: Options, log: (l: string) => void): Promise<ModelResult> {
+  const maxSeq = Math.max(...o.streams);
+  const context = PROMPT.length + o.tokens + 8;
+  const up = uptime();
+  log(`\n${path.basename(file)}: ${o.tokens} tokens per generation, threads ${o.threads}, ${maxSeq} slots`);
+  log(`  ${up}`);
+  const timesFile = path.join(os.tmpdir(), `tokenstream-token-times-${process.pid}.json`);
+  const server = new ChildServer({
+    args: ['--model', file, '--max-batch', String(maxSeq), '--threads', String(o.threads), '--context', String(context), '--workers', '1', ...quietServe()],
+    preload: [compiledScript('token-times-hook')],
+    env: { TOKENSTREAM_TOKEN_TIMES: timesFile },
+    nodeArgs: o.serverProf ? ['--cpu-prof', '--cpu-prof-dir', o.serverProf] : [],
+  });
+  const engine = new EngineAlone(file, o.threads, maxSeq, context);
+  const runs = new Map<number, { engine: number; service: number; calls: CallTimes[]; mainCpu: number; serverCpu: number; clientCpu: number }>();
+  try {
+    const address = await server.listening;
+    await server.serving;
+    const client = new TokenStreamClient(address);
+    try {
+      engine.run(maxSeq, Math.min(16, o.tokens)); // warm-ups
+      await serviceRun(client, maxSeq, Math.min(16, o.tokens), 'warmup');
+      // Engine and service runs alternate, so both see the same load on a shared machine.
+      for (const n of o.streams) {
+        const r = { engine: 0, service: 0, calls: [] as CallTimes[], mainCpu: 0, serverCpu: 0, clientCpu: 0 };
+        for (let rep = 0; rep < o.reps; rep++) {
+          r.engine = Math.max(r.engine, engine.run(n, o.tokens));
+          const cpu0 = threadCpu(server.pid);
+          const client0 = process.cpuUsage();
+          const run = await serviceRun(client, n, o.tokens, `n${n}-r${rep}`);
+          const cpu1 = threadCpu(server.pid);
+          const client1 = process.cpuUsage(client0);
+          r.mainCpu += cpu1.main - cpu0.main;
+          r.serverCpu += cpu1.total - cpu0.total;
+          r.clientCpu += (client1.user + client1.system) * 1000;
+          r.calls.push(...run.calls);
+          r.service = Math.max(r.service, run.tps);
+        }
+        runs.set(n, r);
+      }
+    } finally {
+      client.close();
+    }
+  } finally {
+    engine.close();
+    await server.stop();
+  }
+  const engineTimes = JSON.parse(fs.readFileSync(timesFile, 'utf8')) as Record<string, number[]>;
+  fs.rmSync(timesFile, { force: true });
+  const results: StreamsResult[] = [];
+  for (const n of o.streams) {
+    const r = runs.get(n)!;
+    const lat: number[] = [];
+    let messages = 0;
+    for (const c of r.calls) {
+      const eng = engineTimes[c.requestId] ?? [];
+      messages += c.messages - 1; // the final message carries no token
+      for (let i = 0; i < c.arrivals.length; i++) if (i < eng.length && !Number.isNaN(c.arrivals[i])) lat.push(c.arrivals[i] - eng[i]);
+    }
+    lat.sort((a, b) => a - b);
+    const tokens = r.calls.length * o.tokens;
+    results.push({
+      streams: n,
+      engine_tps: r.engine,
+      service_tps: r.service,
+      ratio: r.service / r.engine,
+      latency_p50_ms: percentile(lat, 50),
+      latency_p99_ms: percentile(lat, 99),
+      latency_max_ms: lat[lat.length - 1],
+      tokens_per_message: tokens / messages,
+      server_main_cpu_us_per_token: r.mainCpu / 1000 / tokens,
+      server_cpu_us_per_token: r.serverCpu / 1000 / tokens,
+      client_cpu_us_per_token: r.clientCpu / 1000 / tokens,
+    });
+  }
+  return { model: file, threads: o.threads, tokens: o.tokens, uptime: up, results };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const o = options(argv);
+  const log = (l: string): void => {
+    (o.json ? process.stderr : process.stdout).write(`${l}\n`);
+  };
+  const all: ModelResult[] = [];
+  for (const m of o.models) {
+    const r = await benchModel(m, o, log);
+    all.push(r);
+    log(`  streams  engine tok/s  service tok/s   ratio  added latency p50 / p99 / max (ms)  tok/msg  CPU µs/token: server main / server / client`);
+    for (const x of r.results) {
+      log(
+        [
+          String(x.streams).padStart(9),
+          x.engine_tps.toFixed(0).padStart(12),
+          x.service_tps.toFixed(0).padStart(13),
+          `${(x.ratio * 100).toFixed(1)} %`.padStart(7),
+          `${x.latency_p50_ms.toFixed(3)} / ${x.latency_p99_ms.toFixed(3)} / ${x.latency_max_ms.toFixed(3)}`.padStart(34),
+          x.tokens_per_message.toFixed(2).padStart(7),
+          `${x.server_main_cpu_us_per_token.toFixed(1)} / ${x.server_cpu_us_per_token.toFixed(1)} / ${x.client_cpu_us_per_token.toFixed(1)}`.padStart(20),
+        ].join('  '),
+      );
+    }
+    log(`  ${uptime()}`);
+  }
+  if (o.json) process.stdout.write(`${JSON.stringify(all)}\n`);
+  return 0;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (err) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

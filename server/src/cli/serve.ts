@@ -36,6 +36,18 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { name: 'metrics-port', env: 'TOKENSTREAM_METRICS_PORT', kind: 'string', default: String(DEFAULT_METRICS_PORT), arg: 'PORT|off', help: 'Prometheus metrics endpoint (GET /metrics); 0 = any free port, off = none' },
   { name: 'metrics-host', env: 'TOKENSTREAM_METRICS_HOST', kind: 'string', arg: 'HOST', help: 'address of the metrics endpoint (default: --host)' },
   { name: 'cpu', env: 'TOKENSTREAM_CPU', kind: 'string', arg: 'PATH', help: 'force a kernel path: scalar, avx2, avx512, neon (default: the best the CPU has)' },
+  {
+    name: 'prefetch',
+    env: 'TOKENSTREAM_PREFETCH',
+    kind: 'boolean',
+    help: 'at load, ask the kernel to read the whole model file ahead (madvise WILLNEED) instead of paging it in on first use',
+  },
+  {
+    name: 'mlock',
+    env: 'TOKENSTREAM_MLOCK',
+    kind: 'boolean',
+    help: "lock the model's pages in memory (mlock) so they are never evicted; needs RLIMIT_MEMLOCK >= the file size",
+  },
 ];
 
 const USAGE = 'Usage: tokenstream serve [options]\n\nServes tokenstream.v1.TokenStream, grpc.health.v1.Health and server reflection over gRPC.';
@@ -101,7 +113,11 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
       pauseTokens: positiveInt('pause-tokens', values['pause-tokens']),
       stallMs: positiveInt('stall-ms', values['stall-ms'], 0),
     },
-    load: cpu ? { cpu: cpu as CpuPathName } : {},
+    load: {
+      ...(cpu ? { cpu: cpu as CpuPathName } : {}),
+      ...(values.prefetch ? { prefetch: true } : {}),
+      ...(values.mlock ? { lock: true } : {}),
+    },
   };
 }
 
