@@ -6,8 +6,9 @@
 //   pp      prompt processing, 128-token prompt in one batch       (tok/s)
 //   tg      decode at batch 1: one token per step, greedy           (tok/s)
 //   batch N aggregate decode of N sequences stepping together       (tok/s)
-// Each figure is the best of --reps timed runs after a warm-up run; decode
-// steps include sampling (greedy) on both sides. Also prints this machine's
+// Each figure is the best of --reps timed runs after a warm-up run, the two
+// engines taking turns run by run so that a shared machine's changing load
+// hits both alike; decode steps include sampling (greedy) on both sides. Also prints this machine's
 // read bandwidth (the addon's streaming-read kernel) and the fraction of it a
 // batch-1 decode reaches: bytes of weights read per token x tok/s / bandwidth.
 // --json prints exactly
@@ -21,7 +22,8 @@ import { loadAddon, packageRoot } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
 import { Model, createBatch } from '../server/src/engine/model';
 import type { GgufMetadata, SamplingConfig } from '../server/src/engine/types';
-import { measureLlamaCpp, type EngineNumbers, type RunPlan } from './peer/llamacpp';
+import { type BenchEngine, type EngineNumbers, type RunPlan, sequencePrompt } from './peer/bench-types';
+import { openLlamaCpp } from './peer/llamacpp';
 
 const GEN_PROMPT = 16;
 
@@ -97,7 +99,7 @@ const GREEDY: SamplingConfig = {
   topLogprobs: 0,
 };
 
-function measureOurs(plan: RunPlan, log: (l: string) => void): EngineNumbers {
+function openOurs(plan: RunPlan, log: (l: string) => void): BenchEngine {
   const model = Model.load(plan.model);
   const maxSeq = Math.max(1, ...plan.batchSizes);
   const session = model.createSession({
@@ -125,18 +127,15 @@ function measureOurs(plan: RunPlan, log: (l: string) => void): EngineNumbers {
     batch.length = k;
     session.decode(batch);
   };
-  try {
-    let ppBest = 0;
-    for (let r = 0; r <= plan.reps; r++) {
+  return {
+    name: 'ours',
+    async pp() {
       const t0 = now();
       prefill([plan.prompt]);
-      const tps = (plan.prompt.length * 1000) / (now() - t0);
-      if (r > 0) ppBest = Math.max(ppBest, tps);
-    }
-    // n sequences generate `steps` tokens each, one batch per step.
-    const generate = (n: number, steps: number): number => {
-      const prompts = Array.from({ length: n }, (_, i) => [...plan.genPrompt.slice(1), 10 + i]);
-      prefill(prompts);
+      return now() - t0;
+    },
+    async generate(n, steps) {
+      prefill(Array.from({ length: n }, (_, i) => sequencePrompt(plan, i)));
       const next = new Int32Array(n);
       for (let s = 0; s < n; s++) {
         session.setSampler(s, GREEDY);
@@ -155,24 +154,50 @@ function measureOurs(plan: RunPlan, log: (l: string) => void): EngineNumbers {
         for (let s = 0; s < n; s++) next[s] = session.sample(s, s).token;
       }
       return now() - t0;
-    };
-    const best = (n: number): number => {
-      let b = 0;
-      for (let r = 0; r <= plan.reps; r++) {
-        const steps = r === 0 ? 4 : plan.genTokens;
-        const ms = generate(n, steps);
-        if (r > 0) b = Math.max(b, (n * steps * 1000) / ms);
+    },
+    async close() {
+      session.close();
+      model.close();
+    },
+  };
+}
+
+/**
+ * Runs every measure on every engine: a warm-up run, then plan.reps timed
+ * runs, the engines taking turns run by run (order flipped each time) so
+ * changing load on a shared machine hits them alike. Best run per measure.
+ */
+async function measure(engines: BenchEngine[], plan: RunPlan, log: (l: string) => void): Promise<EngineNumbers[]> {
+  const out: EngineNumbers[] = engines.map(() => ({ pp_tps: 0, tg_tps: 0, batch_tps: {} }));
+  const rounds = async (run: (e: BenchEngine, warm: boolean) => Promise<number>, keep: (i: number, tps: number) => void) => {
+    for (let r = 0; r <= plan.reps; r++) {
+      const order = engines.map((_, i) => i);
+      if (r % 2 === 1) order.reverse();
+      for (const i of order) {
+        const tps = await run(engines[i], r === 0);
+        if (r > 0) keep(i, tps);
       }
-      return b;
-    };
-    const tg = best(1);
-    const batchTps: Record<string, number> = {};
-    for (const n of plan.batchSizes) batchTps[String(n)] = best(n);
-    return { pp_tps: ppBest, tg_tps: tg, batch_tps: batchTps };
-  } finally {
-    session.close();
-    model.close();
+    }
+  };
+  await rounds(
+    async (e) => (plan.prompt.length * 1000) / (await e.pp()),
+    (i, tps) => (out[i].pp_tps = Math.max(out[i].pp_tps, tps)),
+  );
+  log('pp done');
+  for (const n of [1, ...plan.batchSizes]) {
+    await rounds(
+      async (e, warm) => {
+        const steps = warm ? 4 : plan.genTokens;
+        return (n * steps * 1000) / (await e.generate(n, steps));
+      },
+      (i, tps) => {
+        if (n === 1) out[i].tg_tps = Math.max(out[i].tg_tps, tps);
+        else out[i].batch_tps[String(n)] = Math.max(out[i].batch_tps[String(n)] ?? 0, tps);
+      },
+    );
+    log(`${n === 1 ? 'tg' : `batch ${n}`} done`);
   }
+  return out;
 }
 
 function ratio(a: EngineNumbers, b: EngineNumbers): EngineNumbers {
@@ -235,13 +260,21 @@ export async function main(argv: string[]): Promise<number> {
   };
   const loadBefore = loadAverage();
   log(`load before: ${loadBefore}`);
-  const ours = measureOurs(plan, log);
-  log(`ours: ${JSON.stringify(round(ours, 1))}`);
-  let peer: EngineNumbers | null = null;
-  if (opts.peer) {
-    peer = await measureLlamaCpp(root, plan, log);
-    log(`llama.cpp: ${JSON.stringify(round(peer, 1))}`);
+  const busy = os.loadavg()[0] > 0.5;
+  const busyNote = `WARNING: 1-minute load average ${os.loadavg()[0].toFixed(2)} at start: other work shares the CPU, figures are unreliable`;
+  if (busy) log(busyNote);
+  const engines: BenchEngine[] = [openOurs(plan, log)];
+  let results: EngineNumbers[];
+  try {
+    if (opts.peer) engines.push(await openLlamaCpp(root, plan, log));
+    results = await measure(engines, plan, log);
+  } finally {
+    for (const e of engines) await e.close();
   }
+  const ours = results[0];
+  const peer: EngineNumbers | null = opts.peer ? results[1] : null;
+  log(`ours: ${JSON.stringify(round(ours, 1))}`);
+  if (peer) log(`llama.cpp: ${JSON.stringify(round(peer, 1))}`);
   const bandwidth = opts.json ? null : readBandwidth(threads);
   const loadAfter = loadAverage();
   log(`load after: ${loadAfter}`);
@@ -296,6 +329,7 @@ export async function main(argv: string[]): Promise<number> {
     lines.push(`weights read per token ${(bytes / 1e6).toFixed(1)} MB (no read-bandwidth kernel in this build)`);
   }
   lines.push(`load after: ${loadAfter}`);
+  if (busy) lines.push(busyNote);
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

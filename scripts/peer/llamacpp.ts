@@ -5,24 +5,8 @@
 //   step, timed after the first token;
 // - batch N: N sequences of one context generating at once; node-llama-cpp
 //   gathers their pending tokens into one llama_decode per step.
+import { type BenchEngine, type RunPlan, sequencePrompt } from './bench-types';
 import { ensurePeer, importEsm } from './install';
-
-export interface EngineNumbers {
-  pp_tps: number;
-  tg_tps: number;
-  batch_tps: Record<string, number>;
-}
-
-export interface RunPlan {
-  model: string;
-  threads: number;
-  prompt: number[]; // pp prompt
-  genPrompt: number[]; // short prompt before timed generation
-  genTokens: number; // timed tokens per sequence
-  batchSizes: number[];
-  reps: number; // timed repetitions; the best is reported
-  contextLength: number; // per sequence
-}
 
 /* Minimal shapes of the node-llama-cpp 3.21 API used here. */
 interface PeerSequence {
@@ -45,23 +29,12 @@ interface PeerModel {
 interface PeerLlama {
   loadModel(options: Record<string, unknown>): Promise<PeerModel>;
   dispose(): Promise<void>;
-  readonly gpu: unknown;
   readonly buildType: string;
 }
 
 const now = (): number => performance.now();
 
-async function generate(seq: PeerSequence, prompt: number[], tokens: number): Promise<number> {
-  const it = seq.evaluate(prompt, { temperature: 0 });
-  await it.next(); // prompt + first token: not timed
-  const t0 = now();
-  for (let i = 0; i < tokens; i++) await it.next();
-  const ms = now() - t0;
-  await it.return(undefined);
-  return ms;
-}
-
-export async function measureLlamaCpp(root: string, plan: RunPlan, log: (line: string) => void): Promise<EngineNumbers> {
+export async function openLlamaCpp(root: string, plan: RunPlan, log: (line: string) => void): Promise<BenchEngine> {
   const entry = ensurePeer(root, log);
   const mod = await importEsm(entry);
   const getLlama = mod.getLlama as (o: Record<string, unknown>) => Promise<PeerLlama>;
@@ -76,66 +49,53 @@ export async function measureLlamaCpp(root: string, plan: RunPlan, log: (line: s
   });
   const threads = { ideal: plan.threads, min: plan.threads };
   const model = await llama.loadModel({ modelPath: plan.model, gpuLayers: 0 });
-  try {
-    // pp and tg: one sequence; batch size >= prompt so pp is one forward pass.
+  // One context per sequence count (1 for pp and tg), all made up front.
+  const contexts = new Map<number, { ctx: PeerContext; seqs: PeerSequence[] }>();
+  for (const n of [1, ...plan.batchSizes]) {
+    if (contexts.has(n)) continue;
     const ctx = await model.createContext({
       contextSize: plan.contextLength,
-      batchSize: Math.max(plan.prompt.length, 512),
-      sequences: 1,
+      batchSize: Math.max(512, plan.prompt.length, n),
+      sequences: n,
       threads,
     });
-    log(`llama.cpp (${llama.buildType}, cpu): context ${ctx.contextSize}, batch ${ctx.batchSize}, threads ${ctx.idealThreads}`);
-    const seq = ctx.getSequence();
-    let ppBest = 0;
-    for (let r = 0; r <= plan.reps; r++) {
+    contexts.set(n, { ctx, seqs: Array.from({ length: n }, () => ctx.getSequence()) });
+  }
+  const single = contexts.get(1)!;
+  log(
+    `llama.cpp (${llama.buildType}, cpu): context ${single.ctx.contextSize}, batch ${single.ctx.batchSize}, threads ${single.ctx.idealThreads}`,
+  );
+  return {
+    name: 'llama.cpp',
+    async pp() {
+      const seq = single.seqs[0];
       await seq.clearHistory();
       const t0 = now();
       await seq.evaluateWithoutGeneratingNewTokens(plan.prompt);
-      const tps = (plan.prompt.length * 1000) / (now() - t0);
-      if (r > 0) ppBest = Math.max(ppBest, tps); // r = 0 warms up
-    }
-    let tgBest = 0;
-    for (let r = 0; r <= plan.reps; r++) {
-      await seq.clearHistory();
-      const ms = await generate(seq, plan.genPrompt, r === 0 ? 8 : plan.genTokens);
-      if (r > 0) tgBest = Math.max(tgBest, (plan.genTokens * 1000) / ms);
-    }
-    await seq.dispose();
-    await ctx.dispose();
-
-    const batch: Record<string, number> = {};
-    for (const n of plan.batchSizes) {
-      const bctx = await model.createContext({
-        contextSize: plan.contextLength,
-        batchSize: Math.max(512, n),
-        sequences: n,
-        threads,
-      });
-      const seqs = Array.from({ length: n }, () => bctx.getSequence());
-      let best = 0;
-      for (let r = 0; r <= plan.reps; r++) {
-        await Promise.all(seqs.map((s) => s.clearHistory()));
-        const steps = r === 0 ? 4 : plan.genTokens;
-        // Each sequence gets its own prompt so no two are identical.
-        const its = seqs.map((s, i) => s.evaluate([...plan.genPrompt.slice(1), 10 + i], { temperature: 0 }));
-        await Promise.all(its.map((it) => it.next())); // prefill together, untimed
-        const t0 = now();
-        await Promise.all(
-          its.map(async (it) => {
-            for (let k = 0; k < steps; k++) await it.next();
-          }),
-        );
-        const ms = now() - t0;
-        await Promise.all(its.map((it) => it.return(undefined)));
-        if (r > 0) best = Math.max(best, (n * steps * 1000) / ms);
+      return now() - t0;
+    },
+    async generate(n, steps) {
+      const { seqs } = contexts.get(n)!;
+      await Promise.all(seqs.map((s) => s.clearHistory()));
+      const its = seqs.map((s, i) => s.evaluate(sequencePrompt(plan, i), { temperature: 0 }));
+      await Promise.all(its.map((it) => it.next())); // prompts + first tokens, untimed
+      const t0 = now();
+      await Promise.all(
+        its.map(async (it) => {
+          for (let k = 0; k < steps; k++) await it.next();
+        }),
+      );
+      const ms = now() - t0;
+      await Promise.all(its.map((it) => it.return(undefined)));
+      return ms;
+    },
+    async close() {
+      for (const { ctx, seqs } of contexts.values()) {
+        await Promise.all(seqs.map((s) => s.dispose()));
+        await ctx.dispose();
       }
-      batch[String(n)] = best;
-      await Promise.all(seqs.map((s) => s.dispose()));
-      await bctx.dispose();
-    }
-    return { pp_tps: ppBest, tg_tps: tgBest, batch_tps: batch };
-  } finally {
-    await model.dispose();
-    await llama.dispose();
-  }
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
 }
