@@ -53,79 +53,85 @@ TS_AVX2 inline __m256i unpack_q4_0_avx2(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
 }
 
-// sum (q - 8) * y over the block as 8 x int32: q * y - 8 * y, both via maddubs.
-TS_AVX2 inline __m256i dot_q4_0_block_avx2(const uint8_t* qs, const int8_t* ys) {
-  const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ys));
-  const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(unpack_q4_0_avx2(qs), y),
-                                     _mm256_maddubs_epi16(_mm256_set1_epi8(8), y));
-  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+// Exact integer sum of (q - 8) * y over one block (the kernels' tails).
+inline int isum_q4_0_block(const block_q4_0& x, const block_q8_0& y) {
+  int s = 0;
+  for (int j = 0; j < QK4_0 / 2; ++j)
+    s += ((x.qs[j] & 0x0f) - 8) * y.qs[j] + ((x.qs[j] >> 4) - 8) * y.qs[j + QK4_0 / 2];
+  return s;
 }
 
-TS_AVX2 float dot_q4_0_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
-  const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w);
-  const block_q8_0* y = reinterpret_cast<const block_q8_0*>(act);
-  const int64_t nb = cols / QK4_0;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 2 <= nb; i += 2) {
-    const __m256i p0 = dot_q4_0_block_avx2(x[i].qs, y[i].qs);
-    const __m256i p1 = dot_q4_0_block_avx2(x[i + 1].qs, y[i + 1].qs);
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(x[i + 1].d) * _cvtsh_ss(y[i + 1].d)), acc1);
-  }
-  for (; i < nb; ++i) {
-    const __m256i p0 = dot_q4_0_block_avx2(x[i].qs, y[i].qs);
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(x[i].d) * _cvtsh_ss(y[i].d)), acc0);
-  }
-  return hsum_f32x8(_mm256_add_ps(acc0, acc1));
-}
-
-// One weight row against B activation rows (see rows_by_tiles) over Q8_0N4
-// activations, two blocks per step: [A, B] nibble bytes give [A lo, B lo]
-// and [A hi, B hi], which line up with 32 contiguous bytes of group.lo and
-// group.hi; the "- 8" comes in as the group's precomputed offset.
-struct Q4_0RowAvx2 {
-  template <int B>
-  TS_AVX2 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
-                          int64_t y_stride) {
+// R weight rows against B activation rows (R * B <= 4 outputs, "slots";
+// see rows_by_blocks) over Q8_0N4 activations, in llama.cpp's order (see
+// Q4_0BlockAvx512): each block's products summed exactly, then one fma per
+// block into one accumulator per output. Two blocks per step: [A, B] nibble
+// bytes give [A lo, B lo] and [A hi, B hi], which line up with 32
+// contiguous bytes of group.lo and group.hi; the "- 8" comes in as the
+// group's precomputed offset.
+struct Q4_0BlockAvx2 {
+  template <int R, int B>
+  TS_AVX2 static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
+                          float* y, int64_t y_stride) {
+    static_assert(R * B <= 4, "at most 4 outputs");
     const int64_t nb = cols / QK4_0;
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     const __m256i dup4 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-    __m256 acc[B];
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();  // lane s: output slot s = r * B + b
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
 #pragma GCC unroll 2
       for (int h = 0; h < 2; ++h) {  // blocks i + 2h, i + 2h + 1
-        const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w) + i + 2 * h;
-        const __m256i q = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(x[1].qs),
-                                              reinterpret_cast<const __m128i*>(x[0].qs));
-        const __m256i lo = _mm256_and_si256(q, low4);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-        const __m128i d2 = _mm_insert_epi16(_mm_cvtsi32_si128(x[0].d), x[1].d, 1);
-        const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(d2)), dup4);
-#pragma GCC unroll 8
+        __m256i p[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256 d[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const block_q4_0* x = reinterpret_cast<const block_q4_0*>(w + r * w_stride) + i + 2 * h;
+          const __m256i q = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(x[1].qs),
+                                                reinterpret_cast<const __m128i*>(x[0].qs));
+          const __m256i lo = _mm256_and_si256(q, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+          const __m128i d2 = _mm_insert_epi16(_mm_cvtsi32_si128(x[0].d), x[1].d, 1);
+          const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_cvtph_ps(d2)), dup4);
+#pragma GCC unroll 4
+          for (int b = 0; b < B; ++b) {
+            const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
+            const __m256i p16 = _mm256_add_epi16(
+                _mm256_maddubs_epi16(lo, _mm256_load_si256(reinterpret_cast<const __m256i*>(g->lo + 32 * h))),
+                _mm256_maddubs_epi16(hi, _mm256_load_si256(reinterpret_cast<const __m256i*>(g->hi + 32 * h))));
+            p[r * B + b] = _mm256_add_epi32(_mm256_madd_epi16(p16, ones),
+                                            _mm256_load_si256(reinterpret_cast<const __m256i*>(g->offset + 8 * h)));
+            d[r * B + b] = _mm256_mul_ps(dw, _mm256_load_ps(g->d + 8 * h));
+          }
+        }
+        // 128-bit lane k: block 2h + k's exact sums for slots 0..3
+        const __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
+        const __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
+        const __m256 sums =
+            _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23)));
+        __m256 ds = _mm256_blend_ps(d[0], d[1], 0x22);
+        ds = _mm256_blend_ps(ds, d[2], 0x44);
+        ds = _mm256_blend_ps(ds, d[3], 0x88);
+        acc = _mm_fmadd_ps(_mm256_castps256_ps128(sums), _mm256_castps256_ps128(ds), acc);
+        acc = _mm_fmadd_ps(_mm256_extractf128_ps(sums, 1), _mm256_extractf128_ps(ds, 1), acc);
+      }
+    }
+    for (; i < nb; ++i) {  // the last 1..3 blocks (plain Q8_0 activations after the groups)
+      alignas(16) float sums[4] = {0, 0, 0, 0}, ds[4] = {0, 0, 0, 0};
+      for (int r = 0; r < R; ++r) {
+        const block_q4_0& x = reinterpret_cast<const block_q4_0*>(w + r * w_stride)[i];
         for (int b = 0; b < B; ++b) {
-          const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
-          const __m256i p16 = _mm256_add_epi16(
-              _mm256_maddubs_epi16(lo, _mm256_load_si256(reinterpret_cast<const __m256i*>(g->lo + 32 * h))),
-              _mm256_maddubs_epi16(hi, _mm256_load_si256(reinterpret_cast<const __m256i*>(g->hi + 32 * h))));
-          const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(p16, ones),
-                                             _mm256_load_si256(reinterpret_cast<const __m256i*>(g->offset + 8 * h)));
-          acc[b] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, _mm256_load_ps(g->d + 8 * h)), acc[b]);
+          const block_q8_0& yb =
+              reinterpret_cast<const block_q8_0*>(act + b * act_stride + (nb / 4) * sizeof(Q8_0N4Group))[i - nb / 4 * 4];
+          sums[r * B + b] = static_cast<float>(isum_q4_0_block(x, yb));
+          ds[r * B + b] = _cvtsh_ss(x.d) * _cvtsh_ss(yb.d);
         }
       }
+      acc = _mm_fmadd_ps(_mm_load_ps(sums), _mm_load_ps(ds), acc);
     }
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      float sum = hsum_f32x8(acc[b]);
-      if (i < nb) {
-        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0N4Group);
-        sum += dot_q4_0_avx2(w + i * sizeof(block_q4_0), tail, (nb - i) * QK4_0);
-      }
-      y[b * y_stride] = sum;
-    }
+    alignas(16) float out[4];
+    _mm_store_ps(out, acc);
+    for (int r = 0; r < R; ++r)
+      for (int b = 0; b < B; ++b) y[b * y_stride + r] = out[r * B + b];
   }
 };
 
@@ -151,68 +157,6 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
   } else {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
   }
-}
-
-// Four blocks at a time against Q8_0N4 activations: the four blocks' 16
-// nibble bytes fill one register whose low nibbles line up with group.lo and
-// high nibbles with group.hi; the "- 8" enters as the group's precomputed
-// offset, and the four fp16 scales are picked out of the blocks with one
-// word permute. Any last 1..3 blocks use plain Q8_0 activations. One weight
-// row against B activation rows (see rows_by_tiles).
-template <bool kVnni>
-struct Q4_0RowAvx512 {
-  template <int B>
-  TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
-                                 int64_t y_stride) {
-    const int64_t nb = cols / QK4_0;
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
-    // 16-bit word index of block k's d in 64 bytes from block 0: 9k (18 bytes per block)
-    const __m512i d_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
-                                             18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
-    __m512 acc0[B], acc1[B];
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-      const uint8_t* xb = w + i * sizeof(block_q4_0);
-      __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 2)));
-      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 20)), 1);
-      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 38)), 2);
-      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 56)), 3);
-      const __m512i lo = _mm512_and_si512(q, low4);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-      const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(d_index, _mm512_loadu_si512(xb))));
-      #pragma GCC unroll 8
-      for (int b = 0; b < B; ++b) {
-        const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
-        __m512i p = _mm512_load_si512(g->offset);
-        p = dpbusd<kVnni>(p, lo, _mm512_load_si512(g->lo));
-        p = dpbusd<kVnni>(p, hi, _mm512_load_si512(g->hi));
-        const __m512 d = _mm512_mul_ps(dw, _mm512_load_ps(g->d));
-        if (i & 4)
-          acc1[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1[b]);
-        else
-          acc0[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0[b]);
-      }
-    }
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) {
-      float sum = hsum_f32x16(_mm512_add_ps(acc0[b], acc1[b]));
-      if (i < nb) {
-        const uint8_t* tail = act + b * act_stride + (nb / 4) * sizeof(Q8_0N4Group);
-        sum += dot_q4_0_avx2(w + i * sizeof(block_q4_0), tail, (nb - i) * QK4_0);
-      }
-      y[b * y_stride] = sum;
-    }
-  }
-};
-
-// Exact integer sum of (q - 8) * y over one block (tails of the kernel below).
-inline int isum_q4_0_block(const block_q4_0& x, const block_q8_0& y) {
-  int s = 0;
-  for (int j = 0; j < QK4_0 / 2; ++j)
-    s += ((x.qs[j] & 0x0f) - 8) * y.qs[j] + ((x.qs[j] >> 4) - 8) * y.qs[j + QK4_0 / 2];
-  return s;
 }
 
 // R weight rows against B activation rows (R * B <= 4 outputs, "slots";
@@ -338,7 +282,7 @@ TypeKernels q4_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx2) {
     k.act = ActFormat::Q8_0N4;
     k.quantize = quantize_q8_0n4_fn(v.path);
-    k.rows = rows_by_tiles<Q4_0RowAvx2>;
+    k.rows = rows_by_blocks<Q4_0BlockAvx2>;
   }
   if (v.path == CpuPath::Avx512) {
     k.act = ActFormat::Q8_0N4;

@@ -85,6 +85,9 @@ TS_AVX2 inline Q6Half256 unpack_q6_k_half_avx2(const uint8_t* ql, const uint8_t*
   return r;
 }
 
+// Summed as ggml's vec_dot_q6_K_q8_K does on x86 (int32 lane m: values
+// 4m..4m+3 of every 32; one fma per super-block; ggml's horizontal sum), so
+// results match llama.cpp's bit for bit.
 TS_AVX2 float dot_q6_k_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) {
   const block_q6_K* x = reinterpret_cast<const block_q6_K*>(w);
   const block_q8_K* y = reinterpret_cast<const block_q8_K*>(act);
@@ -92,15 +95,14 @@ TS_AVX2 float dot_q6_k_avx2(const uint8_t* w, const uint8_t* act, int64_t cols) 
   for (int64_t i = 0; i < cols / QK_K; ++i) {
     const float d = _cvtsh_ss(x[i].d) * y[i].d;
     const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
-    // The -32 offset: 32 * sum_g scale_g * bsums_g, taken off once per super-block.
-    const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales),
-                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].bsums)));
-    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+    __m256i sumi = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
       const Q6Half256 q = unpack_q6_k_half_avx2(x[i].ql + 64 * half, x[i].qh + 32 * half);
       const int8_t* q8 = y[i].qs + 128 * half;
       for (int k = 0; k < 4; ++k) {
-        const __m256i p = _mm256_maddubs_epi16(q.q[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32 * k)));
+        // the "- 32" per pair of products, as ggml's vec_dot_q6_K_q8_K
+        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8 + 32 * k));
+        const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q.q[k], yv), _mm256_maddubs_epi16(_mm256_set1_epi8(32), yv));
         // scales 8 * half + 2k (first 16 values) and + 2k + 1 (next 16), as int16
         const int s = 8 * half + 2 * k;
         const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
