@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readGgufMetadata } from '../server/src/engine/gguf';
 import { Model } from '../server/src/engine/model';
 import type { CpuPathName } from '../server/src/engine/types';
 import { decodeRows, seqEntries } from './model-helpers';
@@ -21,7 +22,7 @@ const BASE: Omit<TinySpec, 'arch' | 'type' | 'tied' | 'ropeBase' | 'seed'> = {
 };
 
 const CASES: Array<[string, TinySpec]> = [];
-for (const type of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m'] as const) {
+for (const type of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q5_0', 'q4_k_m'] as const) {
   CASES.push([`llama ${type} (normal RoPE, untied)`, { ...BASE, arch: 'llama', type, tied: false, ropeBase: 10000, seed: 11 }]);
   CASES.push([`qwen2 ${type} (neox RoPE, biases, tied)`, { ...BASE, arch: 'qwen2', type, tied: true, ropeBase: 1e6, seed: 12 }]);
 }
@@ -58,8 +59,8 @@ function engineLogits(file: string, cpu: CpuPathName, kvType: 'f32' | 'f16' = 'f
   return rows;
 }
 
-test.each(CASES)('%s matches the float64 reference on every kernel path', (name, spec) => {
-  const file = writeTinyModel(dir, name.replace(/[^a-z0-9]+/gi, '-'), spec);
+/** The engine's logits on every kernel path this machine has are within 1e-3 of the float64 reference's. */
+function expectMatchesReference(file: string): void {
   const expected = loadReference(file).forward(TOKENS);
   const paths = availablePaths(file);
   expect(paths).toContain('scalar');
@@ -78,6 +79,28 @@ test.each(CASES)('%s matches the float64 reference on every kernel path', (name,
     // observed: ~1e-6; a real mistake (RoPE pairing, bias, norm, GQA mapping) is off by 0.1 or more
     expect(worst).toBeLessThan(1e-3);
   }
+}
+
+test.each(CASES)('%s matches the float64 reference on every kernel path', (name, spec) => {
+  expectMatchesReference(writeTinyModel(dir, name.replace(/[^a-z0-9]+/gi, '-'), spec));
+});
+
+// SmolLM2-135M's shape (embd 576, 9 heads of 64, 3 KV heads, FFN 1536, tied output): rows
+// of 576 are not whole K-quant super-blocks, so a Q4_K_M file holds llama.cpp's fallbacks.
+test('a SmolLM2-like q4_k_m model (embd 576) loads, holds Q5_0/Q8_0 fallbacks, and matches the reference', () => {
+  const file = writeTinyModel(dir, 'smollm2-like-q4_k_m', {
+    embd: 576, layers: 2, heads: 9, kvHeads: 3, ffn: 1536, vocab: 256, arch: 'llama', type: 'q4_k_m', tied: true,
+    ropeBase: 10000, seed: 15,
+  });
+  const types = Object.fromEntries(readGgufMetadata(file).tensors.map((t) => [t.name, t.type]));
+  expect(types).toMatchObject({
+    'token_embd.weight': 'q8_0', // the tied output: Q6_K -> Q8_0
+    'blk.0.attn_q.weight': 'q5_0', // Q4_K -> Q5_0
+    'blk.0.attn_v.weight': 'q8_0',
+    'blk.1.ffn_gate.weight': 'q5_0',
+    'blk.1.ffn_down.weight': 'q6_K', // rows of 1536 = 6 * 256
+  });
+  expectMatchesReference(file);
 });
 
 // Float weight types only: with 8-bit activations, the half roundings that fall

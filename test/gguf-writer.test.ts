@@ -57,6 +57,19 @@ function dequantize(type: GgmlTypeName, b: Uint8Array): Float64Array {
         out.push(...lo, ...hi);
       }
       break;
+    case 'q5_0':
+      for (let o = 0; o < b.length; o += 22) {
+        const d = h(o);
+        const qh = v.getUint32(o + 2, true);
+        const lo: number[] = [];
+        const hi: number[] = [];
+        for (let i = 0; i < 16; i++) {
+          lo.push(d * ((b[o + 6 + i] & 0xf) + 16 * ((qh >>> i) & 1) - 16));
+          hi.push(d * ((b[o + 6 + i] >> 4) + 16 * ((qh >>> (i + 16)) & 1) - 16));
+        }
+        out.push(...lo, ...hi);
+      }
+      break;
     case 'q4_K':
       for (let o = 0; o < b.length; o += 144) {
         const d = h(o);
@@ -135,7 +148,7 @@ describe('half-precision conversions', () => {
 describe('round trip through the native reader', () => {
   const file = path.join(dir, 'roundtrip.gguf');
   const tensorData: Record<string, Uint8Array> = {};
-  const types: GgmlTypeName[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_K', 'q6_K'];
+  const types: GgmlTypeName[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q5_0', 'q4_K', 'q6_K'];
 
   beforeAll(() => {
     const w = new GgufWriter();
@@ -273,6 +286,7 @@ describe('random tensor data', () => {
     ['bf16', [256, 64]],
     ['q8_0', [256, 64]],
     ['q4_0', [256, 64]],
+    ['q5_0', [256, 64]],
     ['q4_K', [256, 64]],
     ['q6_K', [256, 64]],
   ];

@@ -33,6 +33,7 @@ export const BLOCK: Record<number, { elems: number; bytes: number }> = {
   [GgmlType.BF16]: { elems: 1, bytes: 2 },
   [GgmlType.Q8_0]: { elems: 32, bytes: 34 },
   [GgmlType.Q4_0]: { elems: 32, bytes: 18 },
+  [GgmlType.Q5_0]: { elems: 32, bytes: 22 },
   [GgmlType.Q4_K]: { elems: 256, bytes: 144 },
   [GgmlType.Q6_K]: { elems: 256, bytes: 210 },
 };
@@ -64,6 +65,7 @@ export function randomWeights(type: number, rows: number, cols: number, seed: nu
       break;
     case GgmlType.Q8_0:
     case GgmlType.Q4_0:
+    case GgmlType.Q5_0:
       for (let i = 0; i < blocks; i++) view.setUint16(i * BLOCK[type].bytes, randomScale(r), true);
       break;
     case GgmlType.Q4_K:

@@ -78,6 +78,30 @@ describe('scalar dequantization matches ggml layouts (hand-built blocks)', () =>
     expect(out[16]).toBe(14); // its high nibble 15 -> (15 - 8) * 2
   });
 
+  test('q5_0: (q - 16) * d, bit 4 of element e is bit e of qh (little endian)', () => {
+    // Encode chosen 5-bit values by ggml's layout, independently of the C++ code.
+    const r = rng(5);
+    const q = Array.from({ length: 32 }, () => Math.floor(r() * 32));
+    const b = bytes(22, (v, u8) => {
+      v.setUint16(0, H.minusTwo, true);
+      let qh = 0;
+      for (let e = 0; e < 32; e++) if (q[e] & 16) qh |= 2 ** e;
+      v.setUint32(2, qh, true);
+      for (let j = 0; j < 16; j++) u8[6 + j] = (q[j] & 15) | ((q[j + 16] & 15) << 4);
+    });
+    expect(Array.from(k.dequantizeRow(GgmlType.Q5_0, 'scalar', b, 32))).toEqual(q.map((qe) => -2 * (qe - 16)));
+    // by hand: qh bytes 01 00 00 80 set bit 0 (element 0) and bit 31 (element 31)
+    const b2 = bytes(22, (v, u8) => {
+      v.setUint16(0, H.one, true);
+      u8[2] = 0x01;
+      u8[5] = 0x80;
+      u8[6] = 0x73; // element 0: nibble 3, element 16: nibble 7
+      u8[21] = 0xf2; // element 15: nibble 2, element 31: nibble 15
+    });
+    const out2 = k.dequantizeRow(GgmlType.Q5_0, 'scalar', b2, 32);
+    expect([out2[0], out2[16], out2[15], out2[31], out2[1]]).toEqual([3 + 16 - 16, 7 - 16, 2 - 16, 15 + 16 - 16, -16]);
+  });
+
   test('q4_K: 6-bit scales/mins packing and nibble groups of 64', () => {
     // scales[0..3]: sc0..3 in the low 6 bits, their top 2 bits extend sc4..7
     // scales[4..7]: m0..3 in the low 6 bits, top 2 bits extend m4..7
@@ -168,7 +192,7 @@ describe('activation quantization (scalar reference)', () => {
 
 describe.each(simdPaths)('%s path agrees with scalar bit for bit', (path) => {
   const paths = path === 'avx512' && allPaths.includes('avx512-novnni') ? [path, 'avx512-novnni' as const] : [path];
-  test.each([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K])(
+  test.each([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q6_K])(
     'dequantize_row of type %i',
     (type) => {
       for (const n of [256, 768, 2304]) {

@@ -13,6 +13,7 @@ const types = [
   ['bf16', GgmlType.BF16],
   ['q8_0', GgmlType.Q8_0],
   ['q4_0', GgmlType.Q4_0],
+  ['q5_0', GgmlType.Q5_0],
   ['q4_K', GgmlType.Q4_K],
   ['q6_K', GgmlType.Q6_K],
 ] as const;

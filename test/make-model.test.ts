@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { getNumber, getStringArray, readGgufMetadata } from '../server/src/engine/gguf';
-import { makeModel, MakeModelOptions, parseMakeModelArgs } from '../scripts/make-model';
+import { compatibleType, makeModel, MakeModelOptions, parseMakeModelArgs } from '../scripts/make-model';
 
 const FIX = path.join(__dirname, 'fixtures');
 const SPM = path.join(FIX, 'tokenizer', 'ggml-vocab-llama-spm.gguf');
@@ -65,7 +65,7 @@ describe('same layout as the llama.cpp reference files', () => {
 });
 
 describe('row-length fallbacks and tied output', () => {
-  test('embd 576 (not a multiple of 256): K-quants fall back to Q4_0 / Q8_0', () => {
+  test('embd 576 (not a multiple of 256): K-quants fall back as llama.cpp does, Q4_K -> Q5_0 and Q6_K -> Q8_0', () => {
     const out = path.join(dir, 'smol-q4km.gguf');
     const logs: string[] = [];
     makeModel(
@@ -73,13 +73,25 @@ describe('row-length fallbacks and tied output', () => {
       (m) => logs.push(m),
     );
     const types = Object.fromEntries(readGgufMetadata(out).tensors.map((t) => [t.name, [t.type, t.dims]]));
-    expect(types['token_embd.weight']).toEqual(['q4_0', [576, 512]]);
-    expect(types['blk.0.attn_q.weight']).toEqual(['q4_0', [576, 576]]);
-    expect(types['blk.0.attn_k.weight']).toEqual(['q4_0', [576, 192]]);
+    expect(types['token_embd.weight']).toEqual(['q5_0', [576, 512]]);
+    expect(types['blk.0.attn_q.weight']).toEqual(['q5_0', [576, 576]]);
+    expect(types['blk.0.attn_k.weight']).toEqual(['q5_0', [576, 192]]);
+    expect(types['blk.0.ffn_up.weight']).toEqual(['q5_0', [576, 1536]]);
     expect(types['blk.0.attn_v.weight']).toEqual(['q8_0', [576, 192]]); // wanted Q6_K
     expect(types['blk.0.ffn_down.weight']).toEqual(['q6_K', [1536, 576]]); // 1536 = 6 * 256: no fallback
     expect(types['output.weight']).toEqual(['q8_0', [576, 512]]);
-    expect(logs.join('\n')).toMatch(/fallback: .*q4_K -> q4_0 \(ne\[0\] = 576\)/);
+    expect(logs.join('\n')).toMatch(/fallback: .*q4_K -> q5_0 \(ne\[0\] = 576\)/);
+    expect(logs.join('\n')).toMatch(/fallback: .*q6_K -> q8_0 \(ne\[0\] = 576\)/);
+  });
+
+  test('rows a multiple of 32 but not of 256 keep the fallback; rows of neither go to F16', () => {
+    expect(compatibleType('q4_K', 896)).toBe('q5_0'); // Qwen2.5-0.5B's embd
+    expect(compatibleType('q6_K', 896)).toBe('q8_0');
+    expect(compatibleType('q4_K', 4864)).toBe('q4_K'); // 19 * 256
+    expect(compatibleType('q4_K', 40)).toBe('f16');
+    expect(compatibleType('q6_K', 40)).toBe('f16');
+    expect(compatibleType('q5_0', 40)).toBe('f16');
+    expect(compatibleType('q5_0', 96)).toBe('q5_0');
   });
 
   test('tied output: no output.weight, token_embd is the output (Q6_K in q4_k_m)', () => {

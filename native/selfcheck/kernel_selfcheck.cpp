@@ -52,6 +52,7 @@ std::vector<uint8_t> random_weights(uint32_t type, int64_t rows, int64_t cols, s
       case GGML_BF16: put16(i * 2, static_cast<uint16_t>(((g() & 1) << 15) | ((118 + g() % 10) << 7) | (g() & 127))); break;
       case GGML_Q8_0: put16(i * 34, random_half(g, 8, 14, true)); break;
       case GGML_Q4_0: put16(i * 18, random_half(g, 8, 14, true)); break;
+      case GGML_Q5_0: put16(i * 22, random_half(g, 8, 14, true)); break;
       case GGML_Q4_K:
         put16(i * 144, random_half(g, 8, 14, false));
         put16(i * 144 + 2, random_half(g, 8, 14, false));
@@ -63,7 +64,7 @@ std::vector<uint8_t> random_weights(uint32_t type, int64_t rows, int64_t cols, s
 }
 
 void check_path(const char* path_name, const Kernels& k, ThreadPool& pool) {
-  const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q6_K};
+  const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q5_0, GGML_Q4_K, GGML_Q6_K};
   const Kernels scalar = make_kernels(CpuPath::Scalar);
   std::mt19937 g(1234);
   for (uint32_t type : types) {

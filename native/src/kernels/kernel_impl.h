@@ -74,6 +74,7 @@ TypeKernels f16_kernels(PathVariant v);
 TypeKernels bf16_kernels(PathVariant v);
 TypeKernels q8_0_kernels(PathVariant v);
 TypeKernels q4_0_kernels(PathVariant v);
+TypeKernels q5_0_kernels(PathVariant v);
 TypeKernels q4_k_kernels(PathVariant v);
 TypeKernels q6_k_kernels(PathVariant v);
 

@@ -31,11 +31,14 @@ class Binder {
 
   void CheckType(const GgufTensorInfo& t) {
     const GgmlTypeTraits& tr = ggml_type_traits(t.type);
-    if (!tr.computable)
+    if (!tr.computable) {
+      std::string supported;  // from the type table, so the list never goes stale
+      for (uint32_t id = 0; id < GGML_TYPE_COUNT; ++id)
+        if (ggml_type_traits(id).computable) supported += (supported.empty() ? "" : ", ") + std::string(ggml_type_traits(id).name);
       throw EngineError("MODEL_UNSUPPORTED", "tensor " + t.name + " has type " + tr.name + " (id " +
                                                  std::to_string(t.type) +
-                                                 "), which the engine cannot compute (supported: f32, f16, "
-                                                 "bf16, q8_0, q4_0, q4_K, q6_K)");
+                                                 "), which the engine cannot compute (supported: " + supported + ")");
+    }
   }
 
   // ne[0] = cols (contiguous), ne[1] = rows.

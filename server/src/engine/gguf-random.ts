@@ -122,6 +122,7 @@ function quantTable(center: number, spread: number, lo: number, hi: number): { q
 // Quant distributions per block type (z spans about +-2.9 over 256 byte-quantiles).
 const Q8 = quantTable(0, 127 / 2.9, -127, 127); // int8 quant, value = d * q
 const Q4 = quantTable(8, 7.5 / 2.9, 0, 15); // 4-bit quant, value = d * (q - 8) (Q4_0) or d*sc*q - dmin*m (Q4_K)
+const Q5 = quantTable(16, 15.5 / 2.9, 0, 31); // 5-bit quant, value = d * (q - 16) (Q5_0)
 const Q6 = quantTable(32, 31.5 / 2.9, 0, 63); // 6-bit quant, value = d * sc * (q - 32)
 
 // ---- generators -------------------------------------------------------------
@@ -215,6 +216,18 @@ const BLOCK_FILLERS: Record<GgmlTypeName, BlockFiller> = {
       }
     }
   },
+  // block_q5_0 { half d; uint8 qh[4]; uint8 qs[16]; } value = d * (q - 16); the low 4 bits
+  // as in Q4_0 (element j low nibble, j + 16 high nibble of byte j), bit 4 of element e is bit e of qh
+  q5_0(buf, view, n, { rng, std }) {
+    const d = f32ToF16(std / Math.sqrt(Q5.std ** 2 + (Q5.mean - 16) ** 2));
+    const q = new Int32Array(32);
+    for (let b = 0, o = 0; b < n; b++, o += 22) {
+      view.setUint16(o, d, true);
+      fillQuants(rng, Q5.q, q);
+      view.setUint32(o + 2, highBits(q), true);
+      for (let j = 0; j < 16; j++) buf[o + 6 + j] = (q[j] & 15) | ((q[j + 16] & 15) << 4);
+    }
+  },
   // block_q4_K { half d, dmin; uint8 scales[12]; uint8 qs[128]; }
   // value = d * sc_j * q - dmin * m_j per 32-value sub-block j. With m_j = sc_j and
   // dmin = d * mean(q) this is d * sc_j * (q - mean(q)): centred on 0.
@@ -271,6 +284,24 @@ const BLOCK_FILLERS: Record<GgmlTypeName, BlockFiller> = {
     }
   },
 };
+
+/** q[i] = table[random byte] for every i (q.length a multiple of 4). */
+function fillQuants(rng: Rng, table: Int32Array, q: Int32Array): void {
+  for (let i = 0; i < q.length; i += 4) {
+    const r = rng.u32();
+    q[i] = table[r & 0xff];
+    q[i + 1] = table[(r >>> 8) & 0xff];
+    q[i + 2] = table[(r >>> 16) & 0xff];
+    q[i + 3] = table[r >>> 24];
+  }
+}
+
+/** Bit 4 of q[from + e] as bit e of a uint32 (e < 32): a Q5_0 / Q5_1 block's qh. */
+function highBits(q: Int32Array, from = 0): number {
+  let h = 0;
+  for (let e = 0; e < 32; e++) h |= ((q[from + e] >> 4) & 1) << e;
+  return h >>> 0;
+}
 
 /** Mean of x^2 for x uniform over the integers lo..hi. */
 function meanSquare(lo: number, hi: number): number {

@@ -70,6 +70,7 @@ export const GGML_TYPES = {
   f32: { id: 0, blockSize: 1, typeSize: 4 },
   f16: { id: 1, blockSize: 1, typeSize: 2 },
   q4_0: { id: 2, blockSize: 32, typeSize: 18 },
+  q5_0: { id: 6, blockSize: 32, typeSize: 22 },
   q8_0: { id: 8, blockSize: 32, typeSize: 34 },
   q4_K: { id: 12, blockSize: 256, typeSize: 144 },
   q6_K: { id: 14, blockSize: 256, typeSize: 210 },

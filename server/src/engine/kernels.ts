@@ -3,13 +3,18 @@
 import { loadAddon } from './addon';
 import type { CpuPathName } from './types';
 
-/** ggml tensor type ids of the types the engine computes with. */
+/** ggml tensor type ids of the types the engine computes with (and of the activation types Q8_1, Q8_K). */
 export const GgmlType = {
   F32: 0,
   F16: 1,
   Q4_0: 2,
+  Q4_1: 3,
+  Q5_0: 6,
+  Q5_1: 7,
   Q8_0: 8,
+  Q8_1: 9,
   Q4_K: 12,
+  Q5_K: 13,
   Q6_K: 14,
   Q8_K: 15,
   BF16: 30,
