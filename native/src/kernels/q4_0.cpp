@@ -71,7 +71,7 @@ inline int isum_q4_0_block(const block_q4_0& x, const block_q8_0& y) {
 struct Q4_0BlockAvx2 {
   template <int R, int B>
   TS_AVX2 static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
-                          float* y, int64_t y_stride) {
+                          float* y, int64_t y_stride, int64_t y_row_step) {
     static_assert(R * B <= 4, "at most 4 outputs");
     const int64_t nb = cols / QK4_0;
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
@@ -131,7 +131,7 @@ struct Q4_0BlockAvx2 {
     alignas(16) float out[4];
     _mm_store_ps(out, acc);
     for (int r = 0; r < R; ++r)
-      for (int b = 0; b < B; ++b) y[b * y_stride + r] = out[r * B + b];
+      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = out[r * B + b];
   }
 };
 
@@ -172,7 +172,7 @@ template <bool kVnni>
 struct Q4_0BlockAvx512 {
   template <int R, int B>
   TS_AVX512_VNNI static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
-                                 float* y, int64_t y_stride) {
+                                 float* y, int64_t y_stride, int64_t y_row_step) {
     static_assert(R * B <= 4, "at most 4 outputs");
     const int64_t nb = cols / QK4_0;
     const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -234,7 +234,7 @@ struct Q4_0BlockAvx512 {
     alignas(16) float out[4];
     _mm_store_ps(out, acc);
     for (int r = 0; r < R; ++r)
-      for (int b = 0; b < B; ++b) y[b * y_stride + r] = out[r * B + b];
+      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = out[r * B + b];
   }
 };
 

@@ -131,7 +131,7 @@ template <bool kVnni>
 struct Q8_0BlockAvx512 {
   template <int R, int B>
   TS_AVX512_VNNI static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
-                                 float* y, int64_t y_stride) {
+                                 float* y, int64_t y_stride, int64_t y_row_step) {
     const int64_t nb = cols / QK8_0;
     // word index (in 128 bytes from block 0) of block k's d: 17k (34 bytes per block)
     const __m512i d_index = _mm512_set_epi16(51, 51, 51, 51, 51, 51, 51, 51, 34, 34, 34, 34, 34, 34, 34, 34, 17, 17,
@@ -192,7 +192,7 @@ struct Q8_0BlockAvx512 {
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-      for (int b = 0; b < B; ++b) y[b * y_stride + r] = hsum_f32x8(acc[r][b]);
+      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r][b]);
   }
 };
 
