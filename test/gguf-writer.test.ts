@@ -88,6 +88,25 @@ function dequantize(type: GgmlTypeName, b: Uint8Array): Float64Array {
         }
       }
       break;
+    case 'q5_K':
+      for (let o = 0; o < b.length; o += 176) {
+        const d = h(o);
+        const dmin = h(o + 2);
+        const s = b.subarray(o + 4, o + 16);
+        const scaleMin = (j: number): [number, number] =>
+          j < 4
+            ? [s[j] & 63, s[j + 4] & 63]
+            : [(s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4)];
+        const qh = b.subarray(o + 16, o + 48);
+        for (let g = 0; g < 4; g++) {
+          const q = b.subarray(o + 48 + 32 * g, o + 80 + 32 * g);
+          const [sc1, m1] = scaleMin(2 * g);
+          const [sc2, m2] = scaleMin(2 * g + 1);
+          for (let l = 0; l < 32; l++) out.push(d * sc1 * ((q[l] & 0xf) + 16 * ((qh[l] >> (2 * g)) & 1)) - dmin * m1);
+          for (let l = 0; l < 32; l++) out.push(d * sc2 * ((q[l] >> 4) + 16 * ((qh[l] >> (2 * g + 1)) & 1)) - dmin * m2);
+        }
+      }
+      break;
     case 'q6_K':
       for (let o = 0; o < b.length; o += 210) {
         const d = h(o + 208);
@@ -148,7 +167,7 @@ describe('half-precision conversions', () => {
 describe('round trip through the native reader', () => {
   const file = path.join(dir, 'roundtrip.gguf');
   const tensorData: Record<string, Uint8Array> = {};
-  const types: GgmlTypeName[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q5_0', 'q4_K', 'q6_K'];
+  const types: GgmlTypeName[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q5_0', 'q4_K', 'q5_K', 'q6_K'];
 
   beforeAll(() => {
     const w = new GgufWriter();
@@ -288,6 +307,7 @@ describe('random tensor data', () => {
     ['q4_0', [256, 64]],
     ['q5_0', [256, 64]],
     ['q4_K', [256, 64]],
+    ['q5_K', [256, 64]],
     ['q6_K', [256, 64]],
   ];
   for (const [type, dims] of cases) {

@@ -35,6 +35,7 @@ export const BLOCK: Record<number, { elems: number; bytes: number }> = {
   [GgmlType.Q4_0]: { elems: 32, bytes: 18 },
   [GgmlType.Q5_0]: { elems: 32, bytes: 22 },
   [GgmlType.Q4_K]: { elems: 256, bytes: 144 },
+  [GgmlType.Q5_K]: { elems: 256, bytes: 176 },
   [GgmlType.Q6_K]: { elems: 256, bytes: 210 },
 };
 
@@ -69,9 +70,10 @@ export function randomWeights(type: number, rows: number, cols: number, seed: nu
       for (let i = 0; i < blocks; i++) view.setUint16(i * BLOCK[type].bytes, randomScale(r), true);
       break;
     case GgmlType.Q4_K:
+    case GgmlType.Q5_K: // d, dmin first
       for (let i = 0; i < blocks; i++) {
-        view.setUint16(i * 144, randomPositiveScale(r), true);
-        view.setUint16(i * 144 + 2, randomPositiveScale(r), true);
+        view.setUint16(i * BLOCK[type].bytes, randomPositiveScale(r), true);
+        view.setUint16(i * BLOCK[type].bytes + 2, randomPositiveScale(r), true);
       }
       break;
     case GgmlType.Q6_K:

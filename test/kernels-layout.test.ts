@@ -127,6 +127,37 @@ describe('scalar dequantization matches ggml layouts (hand-built blocks)', () =>
     expect(out[255]).toBe(55 * (15 - ((31 + 9) % 16)) - 4); // sub-block 7: scale 55, min 8
   });
 
+  test('q5_K: Q4_K scales/mins and nibble groups, bit 4 of sub-block j element l is bit j of qh[l]', () => {
+    // same packed scales/mins as the q4_K case
+    const packed = [1 | (1 << 6), 2, 3, 4 | (3 << 6), 5, 6, 7 | (2 << 6), 8, 0x21, 0x43, 0x65, 0x87];
+    const sc = [1, 2, 3, 4, 1 + 16, 3, 5, 7 + 48];
+    const mn = [5, 6, 7, 8, 2, 4, 6 + 32, 8];
+    const r = rng(11);
+    const q = Array.from({ length: 256 }, () => Math.floor(r() * 32));
+    const b = bytes(176, (v, u8) => {
+      v.setUint16(0, H.one, true); // d
+      v.setUint16(2, H.half, true); // dmin
+      packed.forEach((p, i) => (u8[4 + i] = p));
+      for (let e = 0; e < 256; e++) {
+        const j = e >> 5, l = e & 31;
+        u8[48 + 32 * (j >> 1) + l] |= (j & 1 ? (q[e] & 15) << 4 : q[e] & 15);
+        u8[16 + l] |= (q[e] >> 4) << j;
+      }
+    });
+    const out = Array.from(k.dequantizeRow(GgmlType.Q5_K, 'scalar', b, 256));
+    expect(out).toEqual(q.map((qe, e) => sc[e >> 5] * qe - 0.5 * mn[e >> 5]));
+    // by hand: qs[0] = 0x3a, qh[0] = 0b10: element 0 = 10 (bit 0 clear), element 32 = 3 + 16 (bit 1 set)
+    const b2 = bytes(176, (v, u8) => {
+      v.setUint16(0, H.two, true);
+      u8[4] = 1; // scale 0 = 1
+      u8[5] = 3; // scale 1 = 3
+      u8[16] = 0b10;
+      u8[48] = 0x3a;
+    });
+    const out2 = k.dequantizeRow(GgmlType.Q5_K, 'scalar', b2, 256);
+    expect([out2[0], out2[32], out2[1]]).toEqual([2 * 1 * 10, 2 * 3 * 19, 0]);
+  });
+
   test('q6_K: ql/qh bit layout, int8 scales per 16, minus 32', () => {
     // Encode chosen 6-bit values q[e] by ggml's layout, independently of the C++ code.
     const r = rng(7);
@@ -192,7 +223,7 @@ describe('activation quantization (scalar reference)', () => {
 
 describe.each(simdPaths)('%s path agrees with scalar bit for bit', (path) => {
   const paths = path === 'avx512' && allPaths.includes('avx512-novnni') ? [path, 'avx512-novnni' as const] : [path];
-  test.each([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q6_K])(
+  test.each([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K])(
     'dequantize_row of type %i',
     (type) => {
       for (const n of [256, 768, 2304]) {

@@ -15,6 +15,7 @@ const types = [
   ['q4_0', GgmlType.Q4_0],
   ['q5_0', GgmlType.Q5_0],
   ['q4_K', GgmlType.Q4_K],
+  ['q5_K', GgmlType.Q5_K],
   ['q6_K', GgmlType.Q6_K],
 ] as const;
 
@@ -83,15 +84,15 @@ test('a batch of identical rows gives identical outputs (rows of Y are independe
   }
 });
 
-// q8_0, q4_0, q5_0 and q6_K follow llama.cpp's x86 summation order exactly on every
+// q8_0, q4_0, q5_0, q5_K and q6_K follow llama.cpp's x86 summation order exactly on every
 // SIMD path (docs/llama-cpp-parity.md), so the paths agree bit for bit.
-test('q8_0, q4_0, q5_0 and q6_K give the same bits on every SIMD path', () => {
+test('q8_0, q4_0, q5_0, q5_K and q6_K give the same bits on every SIMD path', () => {
   const simd = paths.filter((p) => p !== 'scalar' && p !== 'neon');
-  for (const [, type] of types.filter(([name]) => ['q8_0', 'q4_0', 'q5_0', 'q6_K'].includes(name))) {
+  for (const [, type] of types.filter(([name]) => ['q8_0', 'q4_0', 'q5_0', 'q5_K', 'q6_K'].includes(name))) {
     // 2336 = 73 blocks of 32: whole groups of 4 and a tail
     for (const [cols, rows, batch] of [
       [2048, 67, 1],
-      [type === GgmlType.Q6_K ? 2304 : 2336, 9, 5],
+      [BLOCK[type].elems === 256 ? 2304 : 2336, 9, 5],
     ]) {
       const w = randomWeights(type, rows, cols, cols + rows);
       const x = randomActivations(cols * batch, batch);

@@ -54,8 +54,9 @@ std::vector<uint8_t> random_weights(uint32_t type, int64_t rows, int64_t cols, s
       case GGML_Q4_0: put16(i * 18, random_half(g, 8, 14, true)); break;
       case GGML_Q5_0: put16(i * 22, random_half(g, 8, 14, true)); break;
       case GGML_Q4_K:
-        put16(i * 144, random_half(g, 8, 14, false));
-        put16(i * 144 + 2, random_half(g, 8, 14, false));
+      case GGML_Q5_K:  // d, dmin first
+        put16(i * t.type_size, random_half(g, 8, 14, false));
+        put16(i * t.type_size + 2, random_half(g, 8, 14, false));
         break;
       case GGML_Q6_K: put16(i * 210 + 208, random_half(g, 8, 14, true)); break;
     }
@@ -64,7 +65,7 @@ std::vector<uint8_t> random_weights(uint32_t type, int64_t rows, int64_t cols, s
 }
 
 void check_path(const char* path_name, const Kernels& k, ThreadPool& pool) {
-  const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q5_0, GGML_Q4_K, GGML_Q6_K};
+  const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q5_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
   const Kernels scalar = make_kernels(CpuPath::Scalar);
   std::mt19937 g(1234);
   for (uint32_t type : types) {

@@ -4,7 +4,7 @@
 // SwiGLU, final norm, LM head. Weights come dequantized from the engine (its
 // scalar dequantizer); activations are rounded the way the engine's matmul
 // rounds them before a quantized weight (8-bit blocks: Q8_0 for q4_0/q5_0/q8_0,
-// Q8_K for q4_K/q6_K), so the comparison isolates the forward pass itself.
+// Q8_K for q4_K/q5_K/q6_K), so the comparison isolates the forward pass itself.
 import { f16ToF32, f32ToF16 } from '../../server/src/engine/gguf-random';
 
 export interface RefConfig {
@@ -100,7 +100,7 @@ export function roundQ8_K(x: ArrayLike<number>): Float64Array {
 
 function activationFor(type: string, x: Float64Array): ArrayLike<number> {
   if (type === 'q8_0' || type === 'q4_0' || type === 'q5_0') return roundQ8_0(x);
-  if (type === 'q4_K' || type === 'q6_K') return roundQ8_K(x);
+  if (type === 'q4_K' || type === 'q5_K' || type === 'q6_K') return roundQ8_K(x);
   return x;
 }
 

@@ -45,6 +45,7 @@ TypeTable build_table(PathVariant v) {
   t[GGML_Q4_0] = q4_0_kernels(v);
   t[GGML_Q5_0] = q5_0_kernels(v);
   t[GGML_Q4_K] = q4_k_kernels(v);
+  t[GGML_Q5_K] = q5_k_kernels(v);
   t[GGML_Q6_K] = q6_k_kernels(v);
   return t;
 }

@@ -12,7 +12,7 @@ const Entry kTable[] = {
     {GGML_Q5_0, {"q5_0", 32, 22, true}},     {GGML_Q5_1, {"q5_1", 32, 24, false}},
     {GGML_Q8_0, {"q8_0", 32, 34, true}},      {GGML_Q8_1, {"q8_1", 32, 36, false}},
     {GGML_Q2_K, {"q2_K", 256, 84, false}},    {GGML_Q3_K, {"q3_K", 256, 110, false}},
-    {GGML_Q4_K, {"q4_K", 256, 144, true}},    {GGML_Q5_K, {"q5_K", 256, 176, false}},
+    {GGML_Q4_K, {"q4_K", 256, 144, true}},    {GGML_Q5_K, {"q5_K", 256, 176, true}},
     {GGML_Q6_K, {"q6_K", 256, 210, true}},    {GGML_Q8_K, {"q8_K", 256, 292, false}},
     {GGML_IQ2_XXS, {"iq2_xxs", 256, 66, false}}, {GGML_IQ2_XS, {"iq2_xs", 256, 74, false}},
     {GGML_IQ3_XXS, {"iq3_xxs", 256, 98, false}}, {GGML_IQ1_S, {"iq1_s", 256, 50, false}},

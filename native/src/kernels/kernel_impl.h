@@ -76,6 +76,7 @@ TypeKernels q8_0_kernels(PathVariant v);
 TypeKernels q4_0_kernels(PathVariant v);
 TypeKernels q5_0_kernels(PathVariant v);
 TypeKernels q4_k_kernels(PathVariant v);
+TypeKernels q5_k_kernels(PathVariant v);
 TypeKernels q6_k_kernels(PathVariant v);
 
 // Activation quantizers (quantize.cpp). Every path's variant gives the same

@@ -22,7 +22,7 @@ void reference_matmul(uint32_t type, const void* w, int64_t rows, int64_t cols, 
   // Activations as the kernels see them.
   std::vector<float> xq(static_cast<size_t>(batch * cols));
   const bool q8_0 = type == GGML_Q4_0 || type == GGML_Q5_0 || type == GGML_Q8_0;
-  const bool q8_k = type == GGML_Q4_K || type == GGML_Q6_K;
+  const bool q8_k = type == GGML_Q4_K || type == GGML_Q5_K || type == GGML_Q6_K;
   std::vector<uint8_t> blocks(act_row_bytes(q8_k ? ActFormat::Q8_K : ActFormat::Q8_0, cols));
   for (int64_t b = 0; b < batch; ++b) {
     const float* xb = x + b * cols;

@@ -122,7 +122,7 @@ function quantTable(center: number, spread: number, lo: number, hi: number): { q
 // Quant distributions per block type (z spans about +-2.9 over 256 byte-quantiles).
 const Q8 = quantTable(0, 127 / 2.9, -127, 127); // int8 quant, value = d * q
 const Q4 = quantTable(8, 7.5 / 2.9, 0, 15); // 4-bit quant, value = d * (q - 8) (Q4_0) or d*sc*q - dmin*m (Q4_K)
-const Q5 = quantTable(16, 15.5 / 2.9, 0, 31); // 5-bit quant, value = d * (q - 16) (Q5_0)
+const Q5 = quantTable(16, 15.5 / 2.9, 0, 31); // 5-bit quant, value = d * (q - 16) (Q5_0) or d*sc*q - dmin*m (Q5_K)
 const Q6 = quantTable(32, 31.5 / 2.9, 0, 63); // 6-bit quant, value = d * sc * (q - 32)
 
 // ---- generators -------------------------------------------------------------
@@ -240,20 +240,35 @@ const BLOCK_FILLERS: Record<GgmlTypeName, BlockFiller> = {
     for (let b = 0, o = 0; b < n; b++, o += 144) {
       view.setUint16(o, d, true);
       view.setUint16(o + 2, dmin, true);
-      const r0 = rng.u32();
-      const r1 = rng.u32();
-      for (let j = 0; j < 8; j++) sc[j] = 32 + (((j < 4 ? r0 : r1) >>> ((j & 3) * 8)) & 31);
-      const s = o + 4; // 6-bit packing of get_scale_min_k4 (m_j = sc_j)
-      for (let j = 0; j < 4; j++) {
-        buf[s + j] = sc[j] | ((sc[j + 4] >> 4) << 6);
-        buf[s + j + 4] = sc[j] | ((sc[j + 4] >> 4) << 6);
-        buf[s + j + 8] = (sc[j + 4] & 0xf) | ((sc[j + 4] & 0xf) << 4);
-      }
+      randomKScales(rng, sc, buf, o + 4);
       for (let i = 0; i < 128; i += 2) {
         const r = rng.u32();
         buf[o + 16 + i] = Q4.q[r & 0xff] | (Q4.q[(r >>> 8) & 0xff] << 4);
         buf[o + 17 + i] = Q4.q[(r >>> 16) & 0xff] | (Q4.q[r >>> 24] << 4);
       }
+    }
+  },
+  // block_q5_K { half d, dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]; }: Q4_K's
+  // layout plus bit 4 of element l of sub-block j in bit j of qh[l]; centred as Q4_K.
+  q5_K(buf, view, n, { rng, std }) {
+    const scRms = Math.sqrt(meanSquare(32, 63));
+    const dF = std / (Q5.std * scRms);
+    const d = f32ToF16(dF);
+    const dmin = f32ToF16(dF * Q5.mean);
+    const sc = new Int32Array(8);
+    const q = new Int32Array(256);
+    for (let b = 0, o = 0; b < n; b++, o += 176) {
+      view.setUint16(o, d, true);
+      view.setUint16(o + 2, dmin, true);
+      randomKScales(rng, sc, buf, o + 4);
+      fillQuants(rng, Q5.q, q);
+      for (let l = 0; l < 32; l++) {
+        let h = 0;
+        for (let j = 0; j < 8; j++) h |= ((q[32 * j + l] >> 4) & 1) << j;
+        buf[o + 16 + l] = h;
+      }
+      for (let g = 0; g < 4; g++)
+        for (let l = 0; l < 32; l++) buf[o + 48 + 32 * g + l] = (q[64 * g + l] & 15) | ((q[64 * g + 32 + l] & 15) << 4);
     }
   },
   // block_q6_K { uint8 ql[128]; uint8 qh[64]; int8 scales[16]; half d; }
@@ -284,6 +299,21 @@ const BLOCK_FILLERS: Record<GgmlTypeName, BlockFiller> = {
     }
   },
 };
+
+/**
+ * Random K-quant sub-block scales sc[j] in 32..63 with mins m_j = sc_j, packed into the
+ * 12 bytes at buf[at] as get_scale_min_k4 reads them (Q4_K, Q5_K).
+ */
+function randomKScales(rng: Rng, sc: Int32Array, buf: Uint8Array, at: number): void {
+  const r0 = rng.u32();
+  const r1 = rng.u32();
+  for (let j = 0; j < 8; j++) sc[j] = 32 + (((j < 4 ? r0 : r1) >>> ((j & 3) * 8)) & 31);
+  for (let j = 0; j < 4; j++) {
+    buf[at + j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+    buf[at + j + 4] = sc[j] | ((sc[j + 4] >> 4) << 6);
+    buf[at + j + 8] = (sc[j + 4] & 0xf) | ((sc[j + 4] & 0xf) << 4);
+  }
+}
 
 /** q[i] = table[random byte] for every i (q.length a multiple of 4). */
 function fillQuants(rng: Rng, table: Int32Array, q: Int32Array): void {

@@ -73,6 +73,7 @@ export const GGML_TYPES = {
   q5_0: { id: 6, blockSize: 32, typeSize: 22 },
   q8_0: { id: 8, blockSize: 32, typeSize: 34 },
   q4_K: { id: 12, blockSize: 256, typeSize: 144 },
+  q5_K: { id: 13, blockSize: 256, typeSize: 176 },
   q6_K: { id: 14, blockSize: 256, typeSize: 210 },
   bf16: { id: 30, blockSize: 1, typeSize: 2 },
 } as const;
