@@ -82,32 +82,71 @@ TS_AVX2 inline __m256i unpack_q5_0_avx2(const block_q5_0& b) {
   return _mm256_or_si256(nib, _mm256_andnot_si256(bytes_from_bits_32(b.qh), _mm256_set1_epi8(static_cast<char>(0xf0))));
 }
 
-// One weight row against B activation rows (see rows_by_tiles), plain Q8_0
-// activations. |q| times y with q's sign through maddubs (no saturation:
-// 16 * 127 * 2 < 2^15); each row's sum in ggml's order.
-struct Q5_0RowAvx2 {
-  template <int B>
-  TS_AVX2 static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
-                          int64_t y_stride) {
-    const block_q5_0* x = reinterpret_cast<const block_q5_0*>(w);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[B];
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < cols / QK5_0; ++i) {
-      const __m256i q = unpack_q5_0_avx2(x[i]);
-      const __m256i aq = _mm256_sign_epi8(q, q);
-      const float dw = _cvtsh_ss(x[i].d);
-#pragma GCC unroll 8
-      for (int b = 0; b < B; ++b) {
-        const block_q8_0* yb = reinterpret_cast<const block_q8_0*>(act + b * act_stride) + i;
-        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb->qs));
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv, q)), ones);
-        acc[b] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(yb->d)), _mm256_cvtepi32_ps(p), acc[b]);
+// acc += d_w * d_x * (8 int32 lanes of 4 products) for one block: ggml's
+// per-block step. q: the block's signed values, yv: the activations, dx: d_x
+// in every lane.
+TS_AVX2 inline __m256 q5_0_block_step_avx2(__m256 acc, __m256i q, float dw, __m256i yv, __m256 dx) {
+  const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yv, q)),
+                                      _mm256_set1_epi16(1));
+  return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(dw), dx), _mm256_cvtepi32_ps(p), acc);
+}
+
+// The plain Q8_0 blocks after a Q8_0G4 row's whole groups (nb / 4 of them).
+inline const block_q8_0* q8_0g4_tail(const uint8_t* act_row, int64_t nb) {
+  return reinterpret_cast<const block_q8_0*>(act_row + (nb / 4) * sizeof(Q8_0G4Group)) - nb / 4 * 4;
+}
+
+// R weight rows against B activation rows (R * B <= 4 outputs; see
+// rows_by_blocks) over Q8_0G4 activations (4 blocks' values back to back,
+// their scales widened to f32 per lane). |q| times y with q's sign through
+// maddubs (no saturation: 16 * 127 * 2 < 2^15); each output's sum in ggml's
+// order in its own accumulator (for a batch of 1, four independent chains).
+struct Q5_0BlockAvx2 {
+  template <int R, int B>
+  TS_AVX2 static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride, int64_t cols,
+                          float* y, int64_t y_stride, int64_t y_row_step) {
+    static_assert(R * B <= 4, "at most 4 outputs");
+    const int64_t nb = cols / QK5_0;
+    __m256 acc[R * B];
+#pragma GCC unroll 4
+    for (int s = 0; s < R * B; ++s) acc[s] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const block_q5_0& x = reinterpret_cast<const block_q5_0*>(w + r * w_stride)[i + k];
+          const __m256i q = unpack_q5_0_avx2(x);
+          const float dw = _cvtsh_ss(x.d);
+#pragma GCC unroll 4
+          for (int b = 0; b < B; ++b) {
+            const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act + b * act_stride) + i / 4;
+            acc[r * B + b] = q5_0_block_step_avx2(acc[r * B + b], q, dw,
+                                                  _mm256_load_si256(reinterpret_cast<const __m256i*>(g->qs + 32 * k)),
+                                                  _mm256_load_ps(g->d + 8 * k));
+          }
+        }
       }
     }
-#pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) y[b * y_stride] = hsum_f32x8(acc[b]);
+    for (; i < nb; ++i) {  // the last 1..3 blocks, plain Q8_0 activations
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const block_q5_0& x = reinterpret_cast<const block_q5_0*>(w + r * w_stride)[i];
+        const __m256i q = unpack_q5_0_avx2(x);
+        const float dw = _cvtsh_ss(x.d);
+#pragma GCC unroll 4
+        for (int b = 0; b < B; ++b) {
+          const block_q8_0& yb = q8_0g4_tail(act + b * act_stride, nb)[i];
+          acc[r * B + b] = q5_0_block_step_avx2(acc[r * B + b], q, dw,
+                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs)),
+                                                _mm256_set1_ps(_cvtsh_ss(yb.d)));
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]);
   }
 };
 
@@ -135,64 +174,87 @@ TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
   }
 }
 
-// Two blocks per step in one register: [block i | block i + 1], each in
-// element order. Where bit 4 is clear the value is nibble - 16 < 0, so
-// |value| = 16 - nibble and the activation's sign flips; where it is set the
-// value is the nibble itself. The 16 int32 lanes are block i's 8 lanes then
-// block i + 1's, each the same 4-product sums as ggml's, added to the 8-lane
-// accumulator block after block (ggml's order). One weight row against B
-// activation rows (see rows_by_tiles).
+// Four blocks per step over Q8_0G4 activations, two per register:
+// [block i | block i + 1], each in element order. Where bit 4 is clear the
+// value is nibble - 16 < 0, so |value| = 16 - nibble and the activation's
+// sign flips; where it is set the value is the nibble itself. The 16 int32
+// lanes are one block's 8 lanes then the next's, each the same 4-product
+// sums as ggml's, added to the output's 8-lane accumulator block after block
+// (ggml's order). The four fp16 scales come out of the 88 bytes with one
+// two-source word permute, already repeated for each block's 8 lanes. R
+// weight rows against B activation rows (see rows_by_blocks).
 template <bool kVnni>
-struct Q5_0RowAvx512 {
-  template <int B>
-  TS_AVX512_VNNI static void run(const uint8_t* w, const uint8_t* act, size_t act_stride, int64_t cols, float* y,
-                                 int64_t y_stride) {
-    const block_q5_0* x = reinterpret_cast<const block_q5_0*>(w);
-    const int64_t nb = cols / QK5_0;
+struct Q5_0BlockAvx512 {
+  // [nibbles of blocks k, k + 1] as [lo_k, hi_k, lo_k+1, hi_k+1] and the mask of their clear bit 4.
+  TS_AVX512_VNNI static __m512i unpack2(const block_q5_0* x, __mmask64* clear) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m512i sixteen = _mm512_set1_epi8(16), zero = _mm512_setzero_si512();
-    __m256 acc[B];
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
+    const __m256i t = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(x[1].qs),
+                                          reinterpret_cast<const __m128i*>(x[0].qs));
+    const __m256i lo = _mm256_and_si256(t, low4), hi = _mm256_and_si256(_mm256_srli_epi16(t, 4), low4);
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // [lo_k, lo_k+1, hi_k, hi_k+1]
+    *clear = ~(static_cast<__mmask64>(load_qh(x[0].qh)) | (static_cast<__mmask64>(load_qh(x[1].qh)) << 32));
+    const __m512i nib = _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm512_mask_sub_epi8(nib, *clear, _mm512_set1_epi8(16), nib);  // |value|
+  }
+
+  // acc += the two blocks' products, block k first (ggml's order).
+  TS_AVX512_VNNI static __m256 step2(__m256 acc, __m512i a, __mmask64 clear, __m512i yv, __m512 ds) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512 f = _mm512_cvtepi32_ps(dpbusd<kVnni>(zero, a, _mm512_mask_sub_epi8(yv, clear, zero, yv)));
+    acc = _mm256_fmadd_ps(_mm512_castps512_ps256(ds), _mm512_castps512_ps256(f), acc);
+    return _mm256_fmadd_ps(_mm512_extractf32x8_ps(ds, 1), _mm512_extractf32x8_ps(f, 1), acc);
+  }
+
+  template <int R, int B>
+  TS_AVX512_VNNI static void run(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride,
+                                 int64_t cols, float* y, int64_t y_stride, int64_t y_row_step) {
+    static_assert(R * B <= 4, "at most 4 outputs");
+    const int64_t nb = cols / QK5_0;
+    // word index of block k's d: 11k in the 64 bytes from block 0 (k = 0, 1), and
+    // 32 + 11k - 12 in the 64 bytes from byte 24 (k = 2, 3; the group ends at byte 88)
+    const __m512i d_index = _mm512_set_epi16(53, 53, 53, 53, 53, 53, 53, 53, 42, 42, 42, 42, 42, 42, 42, 42, 11, 11,
+                                             11, 11, 11, 11, 11, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m256 acc[R * B];
+    #pragma GCC unroll 4
+    for (int s = 0; s < R * B; ++s) acc[s] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-      const __m256i t = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(x[i + 1].qs),
-                                            reinterpret_cast<const __m128i*>(x[i].qs));
-      const __m256i lo = _mm256_and_si256(t, low4), hi = _mm256_and_si256(_mm256_srli_epi16(t, 4), low4);
-      // [lo_i, lo_i+1, hi_i, hi_i+1] -> [lo_i, hi_i, lo_i+1, hi_i+1]
-      const __m512i nib = _mm512_shuffle_i64x2(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
-                                               _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
-                                               _MM_SHUFFLE(3, 1, 2, 0));
-      const __mmask64 clear = ~(static_cast<__mmask64>(load_qh(x[i].qh)) |
-                                (static_cast<__mmask64>(load_qh(x[i + 1].qh)) << 32));
-      const __m512i a = _mm512_mask_sub_epi8(nib, clear, sixteen, nib);
-      const float dw0 = _cvtsh_ss(x[i].d), dw1 = _cvtsh_ss(x[i + 1].d);
-      #pragma GCC unroll 8
-      for (int b = 0; b < B; ++b) {
-        const block_q8_0* yb = reinterpret_cast<const block_q8_0*>(act + b * act_stride) + i;
-        const __m512i yv = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb[0].qs))),
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb[1].qs)), 1);
-        const __m512i p = dpbusd<kVnni>(zero, a, _mm512_mask_sub_epi8(yv, clear, zero, yv));
-        const __m512 f = _mm512_cvtepi32_ps(p);
-        acc[b] = _mm256_fmadd_ps(_mm256_set1_ps(dw0 * _cvtsh_ss(yb[0].d)), _mm512_castps512_ps256(f), acc[b]);
-        acc[b] = _mm256_fmadd_ps(_mm256_set1_ps(dw1 * _cvtsh_ss(yb[1].d)), _mm512_extractf32x8_ps(f, 1), acc[b]);
+    for (; i + 4 <= nb; i += 4) {
+      #pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const block_q5_0* x = reinterpret_cast<const block_q5_0*>(w + r * w_stride) + i;
+        const uint8_t* xb = reinterpret_cast<const uint8_t*>(x);
+        __mmask64 clear01, clear23;
+        const __m512i a01 = unpack2(x, &clear01), a23 = unpack2(x + 2, &clear23);
+        const __m512i dh = _mm512_permutex2var_epi16(_mm512_loadu_si512(xb), d_index, _mm512_loadu_si512(xb + 24));
+        const __m512 dw01 = _mm512_cvtph_ps(_mm512_castsi512_si256(dh));
+        const __m512 dw23 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dh, 1));
+        #pragma GCC unroll 4
+        for (int b = 0; b < B; ++b) {
+          const Q8_0G4Group* g = reinterpret_cast<const Q8_0G4Group*>(act + b * act_stride) + i / 4;
+          __m256& s = acc[r * B + b];
+          s = step2(s, a01, clear01, _mm512_load_si512(g->qs), _mm512_mul_ps(dw01, _mm512_load_ps(g->d)));
+          s = step2(s, a23, clear23, _mm512_load_si512(g->qs + 64), _mm512_mul_ps(dw23, _mm512_load_ps(g->d + 16)));
+        }
       }
     }
-    if (i < nb) {  // the last block when there is an odd number
-      const __m256i q = unpack_q5_0_avx2(x[i]);
-      const __m256i aq = _mm256_sign_epi8(q, q);
-      const float dw = _cvtsh_ss(x[i].d);
-      #pragma GCC unroll 8
-      for (int b = 0; b < B; ++b) {
-        const block_q8_0* yb = reinterpret_cast<const block_q8_0*>(act + b * act_stride) + i;
-        const __m256i yv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb->qs));
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv, q)), _mm256_set1_epi16(1));
-        acc[b] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(yb->d)), _mm256_cvtepi32_ps(p), acc[b]);
+    for (; i < nb; ++i) {  // the last 1..3 blocks, plain Q8_0 activations
+      #pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const block_q5_0& x = reinterpret_cast<const block_q5_0*>(w + r * w_stride)[i];
+        const __m256i q = unpack_q5_0_avx2(x);
+        const float dw = _cvtsh_ss(x.d);
+        #pragma GCC unroll 4
+        for (int b = 0; b < B; ++b) {
+          const block_q8_0& yb = q8_0g4_tail(act + b * act_stride, nb)[i];
+          acc[r * B + b] = q5_0_block_step_avx2(acc[r * B + b], q, dw,
+                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs)),
+                                                _mm256_set1_ps(_cvtsh_ss(yb.d)));
+        }
       }
     }
-    #pragma GCC unroll 8
-    for (int b = 0; b < B; ++b) y[b * y_stride] = hsum_f32x8(acc[b]);
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]);
   }
 };
 
@@ -246,9 +308,13 @@ TypeKernels q5_0_kernels(PathVariant v) {
   TypeKernels k{ActFormat::Q8_0, quantize_q8_0_fn(v.path), dequantize_q5_0_scalar, rows_by_dot<dot_q5_0_scalar>};
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) k.dequantize = dequantize_q5_0_avx2;
-  if (v.path == CpuPath::Avx2) k.rows = rows_by_tiles<Q5_0RowAvx2>;
+  if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) {
+    k.act = ActFormat::Q8_0G4;
+    k.quantize = quantize_q8_0g4_fn(v.path);
+  }
+  if (v.path == CpuPath::Avx2) k.rows = rows_by_blocks<Q5_0BlockAvx2>;
   if (v.path == CpuPath::Avx512)
-    k.rows = v.vnni ? rows_by_tiles<Q5_0RowAvx512<true>> : rows_by_tiles<Q5_0RowAvx512<false>>;
+    k.rows = v.vnni ? rows_by_blocks<Q5_0BlockAvx512<true>> : rows_by_blocks<Q5_0BlockAvx512<false>>;
 #elif defined(__aarch64__)
   if (v.path == CpuPath::Neon) k.rows = rows_by_dot<dot_q5_0_neon>;
 #endif
