@@ -105,6 +105,8 @@ test('generate -> serve: one trace from the CLI client span to the server genera
   const serverGen = spans.find(isServerGen)!;
   expect(serverGen.traceId).toBe(client.traceId);
   expect(serverGen.parentSpanId).toBe(client.spanId);
+  // the CLI prints the trace id to look up in Jaeger
+  expect(gen.stderr).toContain(`| trace ${serverGen.traceId}]`);
   expect(client.attributes[sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]).toBe(N);
   expect(serverGen.attributes[sc.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]).toBe(N);
   const latencies = serverGen.attributes[`${sc.ATTR_TS_TOKEN_LATENCY_US}.0`] as number[];

@@ -48,7 +48,9 @@ export async function generateCommand(argv: string[]): Promise<number> {
     process.stdout.write('\n');
     process.stderr.write(
       `[ttft ${r.clientTtftMs.toFixed(1)} ms | ${r.clientTokensPerSecond.toFixed(1)} tokens/s | prompt ${u.promptTokens} tokens | ` +
-        `completion ${u.completionTokens} tokens | finish ${FinishReason[r.final.finishReason]}]\n`,
+        `completion ${u.completionTokens} tokens | finish ${FinishReason[r.final.finishReason]}` +
+        // the server's trace id when it traced the generation: paste it into Jaeger's search
+        `${r.final.traceId ? ` | trace ${r.final.traceId}` : ''}]\n`,
     );
     return 0;
   } catch (err) {

@@ -6,7 +6,7 @@ import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'server', env: 'TOKENSTREAM_SERVER', kind: 'string', default: '127.0.0.1:50051', arg: 'HOST:PORT', help: 'the tokenstream server' },
-  { name: 'service', kind: 'string', default: '', arg: 'NAME', help: 'a service ("tokenstream.v1.TokenStream") or model name; empty = the server as a whole' },
+  { name: 'service', kind: 'string', arg: 'NAME', help: 'a service ("tokenstream.v1.TokenStream") or model name; empty = the server as a whole' },
   { name: 'timeout-ms', kind: 'int', default: 3000, arg: 'MS', help: 'give up after this long' },
 ];
 const USAGE = 'Usage: tokenstream health [options]\n\nPrints the gRPC health status; exits 0 if SERVING, 1 otherwise.';
@@ -30,7 +30,7 @@ export async function healthCommand(argv: string[]): Promise<number> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const status = await Promise.race([
-      client.healthStatus(v.service as string),
+      client.healthStatus((v.service as string | undefined) ?? ''),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer from ${v.server} within ${v['timeout-ms']} ms`)), v['timeout-ms'] as number);
       }),

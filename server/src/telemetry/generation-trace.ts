@@ -16,7 +16,7 @@
 import type { Attributes, Span, SpanContext, Tracer } from '@opentelemetry/api';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { nowMs } from './clock';
-import { largestIndices, percentiles } from './latency-stats';
+import { largestIndices, percentilesInPlace, scratchBuffer } from './latency-stats';
 import type { ServerMetrics } from './metrics';
 import * as sc from './semconv';
 import type { MetadataLike } from './trace-context';
@@ -284,9 +284,9 @@ export class GenerationTrace {
     const last = n > 0 ? this.lastMs : endMs;
     let itl = [NaN, NaN, NaN];
     if (this.recording && n > 1) {
-      const gaps = new Float64Array(n - 1);
+      const gaps = scratchBuffer(0, n - 1);
       for (let i = 1; i < n; i++) gaps[i - 1] = this.times[i] - this.times[i - 1];
-      itl = percentiles(gaps, n - 1, [0.5, 0.99, 1]);
+      itl = percentilesInPlace(gaps, n - 1, [0.5, 0.99, 1]);
     }
     return {
       queueMs: admitted - this.startMs,
@@ -310,7 +310,7 @@ export class GenerationTrace {
     const chunks = Math.ceil(n / chunk);
     attrs[sc.ATTR_TS_TOKEN_CHUNKS] = chunks;
     const times = this.times;
-    const latency = new Float64Array(n);
+    const latency = scratchBuffer(0, n);
     latency[0] = times[0] - this.startMs;
     for (let i = 1; i < n; i++) latency[i] = times[i] - times[i - 1];
     for (let c = 0; c < chunks; c++) {
@@ -322,7 +322,7 @@ export class GenerationTrace {
     }
     if (this.writeCount > 0) {
       // Write time of token i = time of the first write whose running total exceeds i.
-      const delays = new Float64Array(n);
+      const delays = scratchBuffer(1, n);
       let w = 0;
       let writtenDelayCount = 0;
       for (let i = 0; i < n; i++) {
@@ -340,10 +340,10 @@ export class GenerationTrace {
         attrs[`${sc.ATTR_TS_TOKEN_WRITE_DELAY_US}.${c}`] = values;
       }
       if (writtenDelayCount > 0) {
-        const written = new Float64Array(writtenDelayCount);
+        const written = scratchBuffer(2, writtenDelayCount);
         let k = 0;
         for (let i = 0; i < n; i++) if (delays[i] >= 0) written[k++] = delays[i];
-        const [p50, p99] = percentiles(written, k, [0.5, 0.99]);
+        const [p50, p99] = percentilesInPlace(written, k, [0.5, 0.99]);
         attrs[sc.ATTR_TS_WRITE_DELAY_P50_MS] = round3(p50);
         attrs[sc.ATTR_TS_WRITE_DELAY_P99_MS] = round3(p99);
       }

@@ -8,7 +8,8 @@
 //   "none"), or an OTLP endpoint set (OTEL_EXPORTER_OTLP_ENDPOINT /
 //   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). NodeSDK would otherwise default to OTLP
 //   on localhost:4318 and log a connection error per batch. With tracing off no
-//   TracerProvider is registered: every span is the API's no-op.
+//   TracerProvider is registered: every span is the API's no-op, and neither
+//   the gRPC instrumentation nor a context manager is installed.
 // - Metrics: the server always has a Prometheus reader (served by
 //   metrics-server.ts on --metrics-port, not by the exporter's own server);
 //   OTEL_METRICS_EXPORTER (otlp, prometheus, console, none) is honoured when set,
@@ -16,7 +17,7 @@
 // - Logs: only when OTEL_LOGS_EXPORTER is set (we emit none through the API).
 // - Batch span processor queue: 16384 instead of 2048 unless
 //   OTEL_BSP_MAX_QUEUE_SIZE is set (the default drops spans silently under load).
-import type { TextMapPropagator } from '@opentelemetry/api';
+import type { ContextManager, TextMapPropagator } from '@opentelemetry/api';
 import { DiagConsoleLogger, DiagLogLevel, context, diag, metrics, propagation, trace } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
@@ -180,6 +181,9 @@ export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
         ]
       : [],
     textMapPropagator: options.textMapPropagator,
+    // Without tracing nothing needs the active context: no AsyncLocalStorage
+    // (its async hooks cost something on every promise and callback). null = none.
+    contextManager: tracing ? undefined : (null as unknown as ContextManager),
   });
   sdk.start();
   // instruments must come from the providers just registered
