@@ -171,6 +171,57 @@ describe('OTLP export', () => {
       await receiver.close();
     }
   });
+
+  test('grpc: OTEL_EXPORTER_OTLP_PROTOCOL=grpc exports to an OTLP/gRPC TraceService', async () => {
+    // A TraceService/Export endpoint taking the request as raw protobuf bytes;
+    // span names are length-delimited UTF-8 in it, so they can be counted as is.
+    const raw = { serialize: (b: Buffer) => b, deserialize: (b: Buffer) => b };
+    const exportMethod = {
+      path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: raw.serialize,
+      requestDeserialize: raw.deserialize,
+      responseSerialize: raw.serialize,
+      responseDeserialize: raw.deserialize,
+    };
+    const bodies: Buffer[] = [];
+    const server = new grpcModule.Server();
+    server.addService({ Export: exportMethod } as unknown as grpc.ServiceDefinition, {
+      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        bodies.push(call.request);
+        cb(null, Buffer.alloc(0)); // an empty ExportTraceServiceResponse
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpcModule.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    try {
+      const sdkJs = builtModule('server/src/telemetry/sdk');
+      const telemetryJs = builtModule('server/src/telemetry/server-telemetry');
+      const child = `
+        const { startTelemetry } = require(${JSON.stringify(sdkJs)});
+        const { serverTelemetry } = require(${JSON.stringify(telemetryJs)});
+        const handle = startTelemetry({ role: 'server' });
+        const gen = serverTelemetry().startGeneration({ requestId: 'g1', model: 'grpc-model' });
+        gen.token(Date.now());
+        gen.end({ finishReason: 'STOP', completionTokens: 1 });
+        handle.shutdown().then(() => process.stdout.write(gen.traceId));
+      `;
+      const { stdout, stderr, code } = await runNode(child, {
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_METRICS_EXPORTER: 'none',
+      });
+      expect([code, stderr]).toEqual([0, '']);
+      expect(stdout).toMatch(/^[0-9a-f]{32}$/);
+      const all = Buffer.concat(bodies);
+      expect(all.includes(Buffer.from('text_completion grpc-model'))).toBe(true);
+      expect(all.includes(Buffer.from(stdout, 'hex'))).toBe(true); // trace id, as 16 raw bytes
+    } finally {
+      server.forceShutdown();
+    }
+  });
 });
 
 function runNode(code: string, env: Record<string, string>): Promise<{ stdout: string; stderr: string; code: number | null }> {
