@@ -3,7 +3,8 @@
 // Service overhead: tokens/s end to end through gRPC versus the engine alone at
 // the same batch composition, and the latency the service adds to each token.
 //
-// - engine alone: in this process, one Session configured like the server's
+// - engine alone: in a worker thread of this process (the server runs its
+//   engine in a worker thread too), one Session configured like the server's
 //   worker (same slots, context, threads); N sequences get the prompt in one
 //   batch, then decode together one token each per step, greedy, until each has
 //   --tokens tokens. tokens/s = N × tokens / wall time.
@@ -25,13 +26,13 @@ import { parseArgs } from 'node:util';
 import { Metadata } from '@grpc/grpc-js';
 import { TokenStreamClient } from '../client/src/client';
 import { packageRoot } from '../server/src/engine/addon';
-import { createBatch, Model, type Session } from '../server/src/engine/model';
-import type { Batch } from '../server/src/engine/types';
+import { Worker } from 'node:worker_threads';
 import { physicalCores } from '../server/src/engine/worker-pool';
 import type { GenerateResponse } from '../server/src/generated/tokenstream/v1/tokenstream';
 import { nowMs } from '../server/src/telemetry/clock';
 import { SERVE_OPTIONS } from '../server/src/cli/serve';
 import { ChildServer, compiledScript, percentile, uptime } from './service/child-server';
+import type { EngineAloneConfig } from './service/engine-alone';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, presencePenalty: 0, frequencyPenalty: 0, penaltyLastN: 64, seed: 0, topLogprobs: 0 };
 /** Token ids below 2048: valid in the bundled tiny model too. */
@@ -111,54 +112,38 @@ function options(argv: string[]): Options {
   };
 }
 
-/** The engine alone, configured like the server's worker (same slots, context, batch capacity, threads). */
+/** The engine alone in a worker thread (scripts/service/engine-alone.ts), configured like the server's worker. */
 class EngineAlone {
-  private readonly model: Model;
-  private readonly session: Session;
-  private readonly batch: Batch;
+  private readonly worker: Worker;
+  private readonly ready: Promise<void>;
 
   constructor(file: string, threads: number, maxSeq: number, context: number) {
-    this.model = Model.load(file);
-    this.session = this.model.createSession({ maxSequences: maxSeq, contextLength: context, maxBatch: PREFILL_CHUNK + maxSeq, threads });
-    this.batch = createBatch(this.session.maxBatch);
+    const config: EngineAloneConfig = { file, threads, maxSequences: maxSeq, contextLength: context, maxBatch: PREFILL_CHUNK + maxSeq, prompt: PROMPT };
+    this.worker = new Worker(compiledScript('engine-alone'), { workerData: config });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('online', () => resolve());
+      this.worker.once('error', reject);
+    });
   }
 
-  /** n sequences: the prompt in one batch, then one token each per step; returns tokens/s. */
-  run(n: number, tokens: number): number {
-    const { session, batch } = this;
-    const t0 = performance.now();
-    let k = 0;
-    for (let s = 0; s < n; s++) {
-      session.clearSequence(s);
-      session.setSampler(s, GREEDY);
-      for (let p = 0; p < PROMPT.length; p++, k++) {
-        batch.seq[k] = s;
-        batch.token[k] = PROMPT[p];
-        batch.pos[k] = p;
-        batch.logits[k] = p === PROMPT.length - 1 ? 1 : 0;
-      }
-    }
-    batch.length = k;
-    session.decode(batch);
-    const last = new Int32Array(n);
-    for (let s = 0; s < n; s++) last[s] = session.sample(s, s).token;
-    for (let step = 1; step < tokens; step++) {
-      for (let s = 0; s < n; s++) {
-        batch.seq[s] = s;
-        batch.token[s] = last[s];
-        batch.pos[s] = PROMPT.length + step - 1;
-        batch.logits[s] = 1;
-      }
-      batch.length = n;
-      session.decode(batch);
-      for (let s = 0; s < n; s++) last[s] = session.sample(s, s).token;
-    }
-    return (n * tokens * 1000) / (performance.now() - t0);
+  /** n sequences: the prompt in one batch, then one token each per step; resolves with tokens/s. */
+  async run(n: number, tokens: number): Promise<number> {
+    await this.ready;
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(e);
+      this.worker.once('error', onError);
+      this.worker.once('message', (tps: number) => {
+        this.worker.off('error', onError);
+        resolve(tps);
+      });
+      this.worker.postMessage({ n, tokens });
+    });
   }
 
-  close(): void {
-    this.session.close();
-    this.model.close();
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    this.worker.postMessage('close');
+    await exited;
   }
 }
 
@@ -244,7 +229,7 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
     args: ['--model', file, '--max-batch', String(maxSeq), '--threads', String(o.threads), '--context', String(context), '--workers', '1', ...quietServe()],
     preload: [compiledScript('token-times-hook')],
     env: { TOKENSTREAM_TOKEN_TIMES: timesFile },
-    nodeArgs: o.serverProf ? ['--cpu-prof', '--cpu-prof-dir', o.serverProf] : [],
+    nodeArgs: [...(o.serverProf ? ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', o.serverProf] : []), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
   });
   const engine = new EngineAlone(file, o.threads, maxSeq, context);
   const runs = new Map<number, { engine: number; service: number; calls: CallTimes[]; mainCpu: number; serverCpu: number; clientCpu: number }>();
@@ -253,13 +238,13 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
     await server.serving;
     const client = new TokenStreamClient(address);
     try {
-      engine.run(maxSeq, Math.min(16, o.tokens)); // warm-ups
+      await engine.run(maxSeq, Math.min(16, o.tokens)); // warm-ups
       await serviceRun(client, maxSeq, Math.min(16, o.tokens), 'warmup');
       // Engine and service runs alternate, so both see the same load on a shared machine.
       for (const n of o.streams) {
         const r = { engine: 0, service: 0, calls: [] as CallTimes[], mainCpu: 0, serverCpu: 0, clientCpu: 0 };
         for (let rep = 0; rep < o.reps; rep++) {
-          r.engine = Math.max(r.engine, engine.run(n, o.tokens));
+          r.engine = Math.max(r.engine, await engine.run(n, o.tokens));
           const cpu0 = threadCpu(server.pid);
           const client0 = process.cpuUsage();
           const run = await serviceRun(client, n, o.tokens, `n${n}-r${rep}`);
@@ -277,7 +262,7 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
       client.close();
     }
   } finally {
-    engine.close();
+    await engine.close();
     await server.stop();
   }
   const engineTimes = JSON.parse(fs.readFileSync(timesFile, 'utf8')) as Record<string, number[]>;

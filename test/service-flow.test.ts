@@ -77,6 +77,10 @@ describe('a client that stops reading', () => {
     // Coalesced: fewer messages than tokens; the pause left one chunk of at least pauseTokens.
     expect(chunks.length).toBeLessThan(MAX_TOKENS);
     expect(Math.max(...chunks.map((c) => c.tokenIds.length))).toBeGreaterThanOrEqual(32);
+    // Memory stays bounded while the client does not read: the paused generation
+    // held about pauseTokens (plus what the worker made before the pause reached
+    // it), never a large part of the generation.
+    expect(Math.max(...chunks.map((c) => c.tokenIds.length))).toBeLessThan(MAX_TOKENS / 8);
     // Pausing changed nothing in the result.
     const normal = await collect(s.client.complete({ tokens: PROMPT, params: { temperature: 0, ignoreEos: true, maxTokens: MAX_TOKENS } }));
     expect(chunks.flatMap((c) => c.tokenIds)).toEqual(normal.tokenIds);

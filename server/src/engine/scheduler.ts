@@ -6,7 +6,8 @@
 import { resourceExhausted, unavailable } from '../grpc/status';
 import { recordStep } from '../telemetry/service-hooks';
 import type { EngineWorker } from './worker-pool';
-import { Finish, Rec, RECORD_INTS, type StartGeneration, type StepReport } from './worker-protocol';
+import type { StepView } from './step-ring';
+import { Finish, Rec, RECORD_INTS, type StartGeneration } from './worker-protocol';
 
 /** A generation as the scheduler sees it (implemented on the gRPC side). */
 export interface GenerationJob {
@@ -16,20 +17,24 @@ export interface GenerationJob {
   /** Left the queue for worker `workerIndex`. */
   dispatched(workerIndex: number): void;
   /**
-   * One record of a step: a token (or -1) with its text and, when asked for,
-   * logprobs (logprobs[lpOffset] is the token's, then lpCount-1 alternatives whose
-   * ids start at topIds[topOffset]). `finish` != None ends the generation.
-   * `time`: when the step's tokens left the engine (epoch ms, taken in the worker).
+   * One entry of a step: a token (or -1), its new text (UTF-8, `textLength`
+   * bytes of `text` from `textStart`) and, when asked for, logprobs
+   * (logprobs[lpOffset] is the token's, then lpCount-1 alternatives whose ids
+   * start at topIds[topOffset]). `finish` != None ends the generation. The
+   * arrays are views of shared memory that is reused after this call: copy what
+   * is kept. `time`: when the step's tokens left the engine (nowMs(), taken in the worker).
    */
   record(
     token: number,
-    text: string,
     finish: Finish,
     stopIndex: number,
-    logprobs: Float32Array | null,
+    text: Uint8Array,
+    textStart: number,
+    textLength: number,
+    logprobs: Float32Array,
     lpOffset: number,
     lpCount: number,
-    topIds: Int32Array | null,
+    topIds: Int32Array,
     topOffset: number,
     time: number,
   ): void;
@@ -135,17 +140,17 @@ export class Scheduler {
     }
   }
 
-  private onReport(r: StepReport, worker: EngineWorker): void {
-    const rec = r.records;
+  private onReport(r: StepView, worker: EngineWorker): void {
     recordStep(worker, r);
-    let textPos = 0;
-    let lpPos = 0;
-    let topPos = 0;
+    const rec = r.i32;
+    let textPos = r.text;
+    let lpPos = r.logprobs;
+    let topPos = r.topIds;
     let freed = false;
-    for (let o = 0; o < rec.length; o += RECORD_INTS) {
+    for (let e = 0, o = r.records; e < r.count; e++, o += RECORD_INTS) {
       const id = rec[o + Rec.Id];
+      const textStart = textPos;
       const textLength = rec[o + Rec.TextLength];
-      const text = textLength > 0 ? r.text.substr(textPos, textLength) : '';
       textPos += textLength;
       const lpCount = rec[o + Rec.LogprobCount];
       const lpOffset = lpPos;
@@ -162,7 +167,7 @@ export class Scheduler {
         p.worker.load--;
         freed = true;
       }
-      p.job.record(rec[o + Rec.Token], text, finish, rec[o + Rec.StopIndex], r.logprobs, lpOffset, Math.max(0, lpCount), r.topIds, topOffset, r.time);
+      p.job.record(rec[o + Rec.Token], finish, rec[o + Rec.StopIndex], r.u8, textStart, textLength, r.f32, lpOffset, Math.max(0, lpCount), rec, topOffset, r.time);
     }
     if (freed) this.pump();
   }

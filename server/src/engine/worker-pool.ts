@@ -9,7 +9,8 @@ import { Tokenizer } from '../tokenizer';
 import { packageRoot } from './addon';
 import { Scheduler } from './scheduler';
 import type { KvType, LoadOptions, ModelInfo } from './types';
-import { WORKER_PROTOCOL_VERSION, type FromWorker, type StepReport, type ToWorker, type WorkerConfig, type WorkerReady } from './worker-protocol';
+import { createRing, StepReader, type StepView } from './step-ring';
+import { STEPS_READY, WORKER_PROTOCOL_VERSION, type FromWorker, type ToWorker, type WorkerConfig, type WorkerReady } from './worker-protocol';
 
 export interface ModelSpec {
   name: string;
@@ -50,17 +51,20 @@ export class EngineWorker {
   capacity: number;
   alive = true;
   private terminating = false;
-  onReport: (r: StepReport) => void = () => undefined;
+  /** One step's entries (the view is reused: valid during the call only). */
+  onReport: (r: StepView) => void = () => undefined;
   onGenError: (id: number, message: string) => void = () => undefined;
   onExit: (message: string) => void = () => undefined;
   private readonly exited: Promise<void>;
 
   constructor(
     readonly index: number,
-    config: WorkerConfig,
+    config: Omit<WorkerConfig, 'ring'>,
   ) {
     this.capacity = config.maxSequences;
-    this.worker = new Worker(workerScript(), { workerData: config, name: `tokenstream-engine-${index}` });
+    const ring = createRing();
+    const steps = new StepReader(ring, (r) => this.onReport(r));
+    this.worker = new Worker(workerScript(), { workerData: { ...config, ring }, name: `tokenstream-engine-${index}` });
     let readyResolve!: (r: WorkerReady) => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => {
@@ -71,9 +75,15 @@ export class EngineWorker {
     this.ready.catch(() => undefined);
     let lastError = '';
     this.worker.on('message', (m: FromWorker) => {
+      if (m === STEPS_READY) {
+        steps.woken();
+        return;
+      }
+      // Steps in the ring came before this message.
+      steps.drain();
       switch (m.type) {
         case 'step':
-          this.onReport(m);
+          steps.frame(m.frame);
           break;
         case 'ready':
           this.capacity = m.maxSequences;
@@ -99,6 +109,7 @@ export class EngineWorker {
     });
     this.exited = new Promise((resolve) => {
       this.worker.on('exit', (code) => {
+        steps.drain();
         this.alive = false;
         readyReject(new Error(lastError || `engine worker exited with code ${code}`));
         // Generations still on this worker end now (with an error nobody may read any more).

@@ -1,10 +1,11 @@
 // Messages between the main thread and an engine worker (worker.ts). Control
-// messages are small objects and rare; the per-step token report is a few typed
-// arrays and one string for all sequences of the step (no per-token objects).
+// messages are small objects and rare; the per-step token reports go through a
+// shared-memory ring (step-ring.ts) with a wake-up message when the main thread
+// is not already reading.
 import type { KvType, LoadOptions, ModelInfo, SamplingConfig } from './types';
 
 /** Bumped on any change here: a stale compiled worker refuses to start. */
-export const WORKER_PROTOCOL_VERSION = 1;
+export const WORKER_PROTOCOL_VERSION = 2;
 
 export interface WorkerConfig {
   protocol: number;
@@ -18,6 +19,8 @@ export interface WorkerConfig {
   kvType: KvType;
   /** Prompt tokens fed per sequence per step; prompts are split at multiples of this. */
   prefillChunk: number;
+  /** The step-report ring (step-ring.ts createRing()). */
+  ring: SharedArrayBuffer;
 }
 
 /** A generation handed to a worker. Token ids are validated by the main thread. */
@@ -54,13 +57,13 @@ export enum Finish {
   Error = 6,
 }
 
-/** Ints per entry of StepReport.records. */
+/** Ints per entry of a step frame (step-ring.ts). */
 export const RECORD_INTS = 6;
 /**
- * Entry layout in StepReport.records: [id, token (-1: none), finish (Finish),
- * text length (UTF-16 units of this entry's slice of `text`), logprob count
- * (-1: none; else 1 + alternatives, stored in `logprobs` / `topIds`),
- * matched stop index (-1: none)].
+ * Entry layout in a step frame: [id, token (-1: none), finish (Finish),
+ * text length (UTF-8 bytes of this entry's slice of the frame's text), logprob
+ * count (-1: none; else 1 + alternatives, in the frame's logprobs / alternative
+ * ids), matched stop index (-1: none)].
  */
 export enum Rec {
   Id = 0,
@@ -71,22 +74,13 @@ export enum Rec {
   StopIndex = 5,
 }
 
-/** Everything one decode step produced, for every sequence that produced something. */
-export interface StepReport {
+/** The wake-up message: step frames are waiting in the ring. */
+export const STEPS_READY = 0;
+
+/** A step frame that did not fit in the ring (same layout, in its own buffer). */
+export interface StepFrame {
   type: 'step';
-  records: Int32Array;
-  text: string;
-  /** Per entry with logprobs: the token's logprob, then the alternatives' logprobs. */
-  logprobs: Float32Array | null;
-  /** Per entry with logprobs: the alternatives' ids (count - 1 of them). */
-  topIds: Int32Array | null;
-  /** When the step's tokens left the engine (nowMs(): epoch ms, comparable across threads). */
-  time: number;
-  /** Tokens fed to the engine in this step (prompt + decode) and the sequences they belong to. */
-  batchTokens: number;
-  batchSequences: number;
-  /** The step's duration: batch building, one decode(), sampling, detokenizing. */
-  stepMs: number;
+  frame: ArrayBuffer;
 }
 
 export interface WorkerReady {
@@ -97,8 +91,9 @@ export interface WorkerReady {
 }
 
 export type FromWorker =
+  | typeof STEPS_READY
   | WorkerReady
-  | StepReport
+  | StepFrame
   | { type: 'load-error'; message: string; code?: string }
   /** A generation failed inside the engine; it has been dropped. */
   | { type: 'gen-error'; id: number; message: string }

@@ -8,7 +8,8 @@
 //              sequences still reading their prompt (split at fixed multiples of
 //              prefillChunk, so a long prompt never holds up running streams),
 //              one decode() for all of it, sample each sequence,
-//              detokenize and match stop strings, post one compact report.
+//              detokenize and match stop strings, write one report frame into
+//              the ring shared with the main thread (step-ring.ts).
 //
 // The loop runs synchronously while there is work; messages are pulled with
 // receiveMessageOnPort between steps (so a cancel takes effect within one step,
@@ -18,14 +19,14 @@ import { Model } from './model';
 import { nowMs } from '../telemetry/clock';
 import { StopMatcher, Tokenizer } from '../tokenizer';
 import type { Batch, Session } from './types';
+import { StepWriter } from './step-ring';
 import {
   DEFAULT_CONTEXT_CAP,
   Finish,
-  RECORD_INTS,
+  STEPS_READY,
   WORKER_PROTOCOL_VERSION,
   type FromWorker,
   type StartGeneration,
-  type StepReport,
   type ToWorker,
   type WorkerConfig,
 } from './worker-protocol';
@@ -69,69 +70,6 @@ function post(msg: FromWorker, transfer?: ArrayBuffer[]): void {
   port.postMessage(msg, transfer);
 }
 
-/** Accumulates one step's report; reused across steps. */
-class ReportBuilder {
-  private records: Int32Array;
-  private count = 0;
-  private texts: string[] = [];
-  private lps: number[] = [];
-  private tops: number[] = [];
-  private hasLogprobs = false;
-
-  constructor(capacity: number) {
-    this.records = new Int32Array(capacity * RECORD_INTS);
-  }
-
-  add(id: number, token: number, finish: Finish, text: string, stopIndex: number, lp?: { logprob: number; top?: Array<{ token: number; logprob: number }> }): void {
-    if ((this.count + 1) * RECORD_INTS > this.records.length) {
-      const bigger = new Int32Array(this.records.length * 2);
-      bigger.set(this.records);
-      this.records = bigger;
-    }
-    const o = this.count * RECORD_INTS;
-    this.records[o] = id;
-    this.records[o + 1] = token;
-    this.records[o + 2] = finish;
-    this.records[o + 3] = text.length;
-    this.records[o + 4] = -1;
-    this.records[o + 5] = stopIndex;
-    if (lp) {
-      const top = lp.top ?? [];
-      this.records[o + 4] = 1 + top.length;
-      this.lps.push(lp.logprob);
-      for (const t of top) {
-        this.lps.push(t.logprob);
-        this.tops.push(t.token);
-      }
-      this.hasLogprobs = true;
-    }
-    if (text.length > 0) this.texts.push(text);
-    this.count++;
-  }
-
-  get empty(): boolean {
-    return this.count === 0;
-  }
-
-  send(batchTokens: number, batchSequences: number, stepMs: number): void {
-    const records = this.records.slice(0, this.count * RECORD_INTS);
-    const logprobs = this.hasLogprobs ? Float32Array.from(this.lps) : null;
-    const topIds = this.hasLogprobs ? Int32Array.from(this.tops) : null;
-    const report: StepReport = { type: 'step', records, text: this.texts.join(''), logprobs, topIds, time: nowMs(), batchTokens, batchSequences, stepMs };
-    const transfer: ArrayBuffer[] = [records.buffer];
-    if (logprobs) transfer.push(logprobs.buffer as ArrayBuffer);
-    if (topIds) transfer.push(topIds.buffer as ArrayBuffer);
-    post(report, transfer);
-    this.count = 0;
-    this.texts = [];
-    if (this.hasLogprobs) {
-      this.lps = [];
-      this.tops = [];
-      this.hasLogprobs = false;
-    }
-  }
-}
-
 class BatchingEngine {
   private readonly slots: Array<Sequence | null>;
   /** Active sequences in admission order (prompt chunks are served first come, first served). */
@@ -139,7 +77,7 @@ class BatchingEngine {
   private readonly byId = new Map<number, Sequence>();
   private readonly batch: Batch;
   private readonly batchSeqs: Sequence[];
-  private readonly report: ReportBuilder;
+  private readonly report: StepWriter;
   private running = false;
   private closing = false;
   private closed = false;
@@ -154,7 +92,11 @@ class BatchingEngine {
     const cap = session.maxBatch;
     this.batch = { seq: new Int32Array(cap), token: new Int32Array(cap), pos: new Int32Array(cap), logits: new Uint8Array(cap), length: 0 };
     this.batchSeqs = new Array(cap);
-    this.report = new ReportBuilder(session.maxSequences * 2);
+    this.report = new StepWriter(
+      config.ring,
+      () => port.postMessage(STEPS_READY),
+      (frame) => post({ type: 'step', frame }, [frame]),
+    );
   }
 
   /** Handles one message; starts the loop if it was idle. */
@@ -247,12 +189,12 @@ class BatchingEngine {
         this.endStopped();
         const fed = this.buildBatch();
         if (fed === 0) {
-          if (!this.report.empty) this.report.send(0, 0, 0);
+          if (!this.report.empty) this.report.send(nowMs(), 0, 0, 0);
           break;
         }
         const sequences = this.batchSequenceCount();
         this.decodeAndSample();
-        this.report.send(fed, sequences, performance.now() - t0);
+        this.report.send(nowMs(), performance.now() - t0, fed, sequences);
       }
     } finally {
       this.running = false;

@@ -7,6 +7,10 @@
 // `pauseTokens` pending tokens the worker pauses this sequence (its slot stays,
 // other sequences keep going); if the client still hasn't read after `stallMs`
 // (or `abortTokens` pile up) the generation ends with RESOURCE_EXHAUSTED.
+//
+// Per token nothing is allocated here: ids and UTF-8 text are copied from the
+// step ring into the generation's PendingChunk, which encodes each message
+// itself (written as a Buffer; see serializeResponse in service.ts).
 import { Buffer } from 'node:buffer';
 import type { Writable } from 'node:stream';
 import { Finish } from '../engine/worker-protocol';
@@ -15,7 +19,8 @@ import type { GenerationEnd, GenerationTrace } from '../telemetry/generation-tra
 import type { GenerationJob, Scheduler } from '../engine/scheduler';
 import type { ServedModel } from '../engine/worker-pool';
 import type { StartGeneration } from '../engine/worker-protocol';
-import { FinishReason, type Final, type GenerateResponse, type TokenLogprob } from '../generated/tokenstream/v1/tokenstream';
+import { FinishReason, type Final, type GenerateResponse } from '../generated/tokenstream/v1/tokenstream';
+import { PendingChunk } from './chunk-encoder';
 import { ApiError, deadlineExceeded, internal, resourceExhausted, toServiceError } from './status';
 import type { ValidatedGeneration } from './validation';
 
@@ -32,16 +37,37 @@ export const DEFAULT_BACKPRESSURE: BackpressureOptions = { pauseTokens: 256, abo
 
 type WritableCall = Writable & { cancelled: boolean };
 
+/** Writers with generations to flush at the next setImmediate (one for all calls). */
+const flushQueue = new Set<CallWriter>();
+let flushPending = false;
+
+function runFlushQueue(): void {
+  flushPending = false;
+  for (const w of flushQueue) {
+    flushQueue.delete(w);
+    w.flushScheduled();
+  }
+}
+
 /**
  * Writes responses of one call. `single` calls (Complete) carry one generation and
  * end with its terminal message (an error becomes the call's status).
+ *
+ * At most one message per call is on its way through grpc-js at a time: tokens
+ * that arrive while it is (the transport or this thread is behind) merge into
+ * the next message instead of queueing up as one message per step.
  */
 export class CallWriter {
   private blocked = false;
   private ended = false;
+  /** Messages handed to the call whose write has not completed. */
+  private inFlight = 0;
   private readonly waiting = new Set<Generation>();
   private readonly scheduled = new Set<Generation>();
-  private flushQueued = false;
+  private readonly written = (): void => {
+    this.inFlight--;
+    if (this.inFlight === 0 && !this.blocked) this.flushWaiting();
+  };
 
   constructor(
     private readonly call: WritableCall,
@@ -49,23 +75,28 @@ export class CallWriter {
     /** Past the call's deadline grpc-js is ending the call: write nothing more. */
     private readonly deadline = Infinity,
   ) {
-    call.on('drain', () => this.onDrain());
+    call.on('drain', () => {
+      this.blocked = false;
+      this.flushWaiting();
+    });
   }
 
   get closed(): boolean {
-    return this.ended || this.call.cancelled || this.call.destroyed || this.call.writableEnded || Date.now() >= this.deadline;
+    return this.ended || this.call.cancelled || this.call.destroyed || this.call.writableEnded || (this.deadline !== Infinity && Date.now() >= this.deadline);
   }
 
   get canWrite(): boolean {
-    return !this.blocked && !this.closed;
+    return !this.blocked && this.inFlight === 0 && !this.closed;
   }
 
-  write(msg: GenerateResponse): void {
+  /** A response, or one already encoded (a chunk from PendingChunk). */
+  write(msg: GenerateResponse | Buffer): void {
     if (this.closed) return;
-    if (!this.call.write(msg)) this.blocked = true;
+    this.inFlight++;
+    if (!this.call.write(msg, this.written)) this.blocked = true;
   }
 
-  /** `gen` has output to write at the next 'drain'. */
+  /** `gen` has output to write once the call can take it. */
   wait(gen: Generation): void {
     this.waiting.add(gen);
   }
@@ -78,16 +109,20 @@ export class CallWriter {
    */
   schedule(gen: Generation): void {
     this.scheduled.add(gen);
-    if (this.flushQueued) return;
-    this.flushQueued = true;
-    setImmediate(() => {
-      this.flushQueued = false;
-      for (const g of this.scheduled) {
-        this.scheduled.delete(g);
-        if (this.canWrite) g.flush();
-        else this.waiting.add(g);
-      }
-    });
+    flushQueue.add(this);
+    if (!flushPending) {
+      flushPending = true;
+      setImmediate(runFlushQueue);
+    }
+  }
+
+  /** @internal (the flush queue) */
+  flushScheduled(): void {
+    for (const g of this.scheduled) {
+      this.scheduled.delete(g);
+      this.waiting.add(g);
+    }
+    if (this.canWrite) this.flushWaiting();
   }
 
   end(): void {
@@ -103,8 +138,8 @@ export class CallWriter {
     this.call.emit('error', toServiceError(err));
   }
 
-  private onDrain(): void {
-    this.blocked = false;
+  /** Every waiting generation writes its chunk (one message each), until the call pushes back. */
+  private flushWaiting(): void {
     for (const gen of this.waiting) {
       this.waiting.delete(gen);
       gen.flush();
@@ -115,7 +150,6 @@ export class CallWriter {
 
 export type EndCause = 'cancel' | 'deadline' | 'slow' | 'disconnect';
 
-const EMPTY = Buffer.alloc(0);
 let nextId = 1;
 
 export class Generation implements GenerationJob {
@@ -126,9 +160,8 @@ export class Generation implements GenerationJob {
   private scheduler: Scheduler;
 
   // The chunk being gathered.
-  private pendingIds: number[] = [];
-  private pendingText = '';
-  private pendingLogprobs: TokenLogprob[] = [];
+  private readonly pending = new PendingChunk();
+  private readonly requestIdBytes: Buffer;
   private index = 0;
   private completion = 0;
   private paused = false;
@@ -159,6 +192,7 @@ export class Generation implements GenerationJob {
     this.id = nextId;
     nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
     this.scheduler = v.model.scheduler;
+    this.requestIdBytes = Buffer.from(requestId, 'utf8');
     this.work = {
       tokens: v.tokens,
       maxTokens: v.maxTokens,
@@ -208,30 +242,30 @@ export class Generation implements GenerationJob {
 
   record(
     token: number,
-    text: string,
     finish: Finish,
     stopIndex: number,
-    logprobs: Float32Array | null,
+    text: Uint8Array,
+    textStart: number,
+    textLength: number,
+    logprobs: Float32Array,
     lpOffset: number,
     lpCount: number,
-    topIds: Int32Array | null,
+    topIds: Int32Array,
     topOffset: number,
     time: number,
   ): void {
     if (this.state === 'done') return;
+    const pending = this.pending;
     if (token >= 0) {
       if (this.completion === 0) this.firstTokenAt = time;
       this.lastTokenAt = time;
       this.trace?.token(time);
       this.completion++;
-      this.pendingIds.push(token);
-      if (logprobs && lpCount > 0) {
-        const top = new Array(lpCount - 1);
-        for (let i = 0; i < lpCount - 1; i++) top[i] = { tokenId: topIds![topOffset + i], logprob: logprobs[lpOffset + 1 + i] };
-        this.pendingLogprobs.push({ tokenId: token, logprob: logprobs[lpOffset], top });
-      }
+      pending.addToken(token);
+      if (lpCount > 0) pending.addLogprob(token, logprobs, lpOffset, lpCount, topIds, topOffset);
+      if (this.v.includeBytes) pending.addRaw(this.v.model.tokenizer.tokenBytes(token));
     }
-    this.pendingText += text;
+    if (textLength > 0) pending.addText(text, textStart, textLength);
     if (finish !== Finish.None) {
       this.end(finish, stopIndex);
       return;
@@ -242,10 +276,9 @@ export class Generation implements GenerationJob {
       return;
     }
     this.writer.wait(this);
-    const pending = this.pendingIds.length;
-    if (pending >= this.backpressure.abortTokens) {
+    if (pending.count >= this.backpressure.abortTokens) {
       this.cancel('slow');
-    } else if (pending >= this.backpressure.pauseTokens && !this.paused) {
+    } else if (pending.count >= this.backpressure.pauseTokens && !this.paused) {
       this.paused = true;
       this.scheduler.pause(this);
       this.stallTimer = setTimeout(() => this.cancel('slow'), this.backpressure.stallMs);
@@ -258,23 +291,12 @@ export class Generation implements GenerationJob {
 
   /** Writes the pending chunk (on 'drain', or at once when the stream is writable). */
   flush(): void {
-    if (this.pendingIds.length > 0 || this.pendingText.length > 0) {
-      const ids = this.pendingIds;
-      this.writer.write({
-        requestId: this.requestId,
-        chunk: {
-          tokenIds: ids,
-          text: this.pendingText,
-          index: this.index,
-          logprobs: this.pendingLogprobs,
-          raw: this.v.includeBytes ? this.rawBytes(ids) : EMPTY,
-        },
-      });
-      this.index += ids.length;
+    if (!this.pending.empty) {
+      const msg = this.pending.encode(this.requestIdBytes, this.index);
+      this.index += this.pending.count;
+      this.pending.clear();
+      this.writer.write(msg);
       this.trace?.written(this.index);
-      this.pendingIds = [];
-      this.pendingText = '';
-      if (this.pendingLogprobs.length > 0) this.pendingLogprobs = [];
     }
     if (this.paused && this.state !== 'done') {
       this.paused = false;
@@ -310,7 +332,7 @@ export class Generation implements GenerationJob {
           case 'slow':
             return this.terminate(
               resourceExhausted(
-                `client too slow: ${this.pendingIds.length} tokens unread; the generation was paused for ${this.backpressure.stallMs} ms without the client reading`,
+                `client too slow: ${this.pending.count} tokens unread; the generation was paused for ${this.backpressure.stallMs} ms without the client reading`,
               ),
             );
           default:
@@ -366,10 +388,5 @@ export class Generation implements GenerationJob {
       decodeTokensPerSecond: this.completion > 1 && decodeSeconds > 0 ? (this.completion - 1) / decodeSeconds : 0,
       totalMs: end - this.arrivedAt,
     };
-  }
-
-  private rawBytes(ids: number[]): Buffer {
-    const tok = this.v.model.tokenizer;
-    return Buffer.concat(ids.map((id) => tok.tokenBytes(id)));
   }
 }

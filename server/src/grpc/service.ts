@@ -14,7 +14,7 @@ import {
   TokenizeRequest,
   TokenStreamService,
   type DetokenizeResponse,
-  type GenerateResponse,
+  GenerateResponse,
   type ListModelsRequest,
   type ListModelsResponse,
   type ModelDescription,
@@ -64,8 +64,8 @@ export class TokenStreamHandlers {
     );
     return {
       ...TokenStreamService,
-      generate: { ...TokenStreamService.generate, requestDeserialize: gen },
-      complete: { ...TokenStreamService.complete, requestDeserialize: gen },
+      generate: { ...TokenStreamService.generate, requestDeserialize: gen, responseSerialize: serializeResponse },
+      complete: { ...TokenStreamService.complete, requestDeserialize: gen, responseSerialize: serializeResponse },
       tokenize: { ...TokenStreamService.tokenize, requestDeserialize: tok },
       detokenize: { ...TokenStreamService.detokenize, requestDeserialize: detok },
     };
@@ -257,6 +257,11 @@ export class TokenStreamHandlers {
     }
     return { models };
   }
+}
+
+/** Chunks come encoded already (generation.ts, chunk-encoder.ts); other responses are encoded here. */
+export function serializeResponse(msg: GenerateResponse | Buffer): Buffer {
+  return Buffer.isBuffer(msg) ? msg : Buffer.from(GenerateResponse.encode(msg).finish());
 }
 
 /** The call's deadline as Date.now() milliseconds (Infinity: none). */

@@ -5,7 +5,7 @@
 import type { GenerateRequest } from '../generated/tokenstream/v1/tokenstream';
 import type { EngineWorker, WorkerPool } from '../engine/worker-pool';
 import { RECORD_INTS, Rec } from '../engine/worker-protocol';
-import type { StepReport } from '../engine/worker-protocol';
+import type { StepView } from '../engine/step-ring';
 import type { GenerationStart, GenerationTrace } from './generation-trace';
 import { errorTypeOfGrpcCode } from './generation-trace';
 import type { MetricsServer } from './metrics-server';
@@ -74,11 +74,11 @@ const modelOfWorker = new WeakMap<EngineWorker, string>();
  * worker), from its report. Prompt tokens are approximated as the batch's tokens
  * minus the tokens sampled (a sequence finishing its prompt in the step counts one short).
  */
-export function recordStep(worker: EngineWorker, r: StepReport): void {
+export function recordStep(worker: EngineWorker, r: StepView): void {
   if (r.batchSequences === 0) return; // a flush of finished sequences, not an engine step
   let generated = 0;
-  const rec = r.records;
-  for (let o = 0; o < rec.length; o += RECORD_INTS) if (rec[o + Rec.Token] >= 0) generated++;
+  const rec = r.i32;
+  for (let e = 0, o = r.records; e < r.count; e++, o += RECORD_INTS) if (rec[o + Rec.Token] >= 0) generated++;
   serverTelemetry().metrics.recordStep(
     worker.index,
     modelOfWorker.get(worker) ?? '',
