@@ -1,6 +1,6 @@
 // Kernel throughput against the machine's memory bandwidth.
 //   node dist/scripts/bench-kernels.js [--rows 5632 --cols 2048 --threads 2 --batch 1 --iters 30
-//                                       --types q4_0,q8_0,q5_0,q4_K,q5_K,q6_K,f16 --paths avx512,avx2,scalar
+//                                       --types q4_0,q8_0,q4_1,q5_0,q5_1,q4_K,q5_K,q6_K,f16 --paths avx512,avx2,scalar
 //                                       --stream-mb 256]
 // Calls cycle through copies of the matrix totalling at least --stream-mb, so
 // the weights come from memory as in a real model (0: one copy, cache-resident).
@@ -20,7 +20,9 @@ const TYPES: Record<string, { id: number; elems: number; bytes: number }> = {
   bf16: { id: GgmlType.BF16, elems: 1, bytes: 2 },
   q8_0: { id: GgmlType.Q8_0, elems: 32, bytes: 34 },
   q4_0: { id: GgmlType.Q4_0, elems: 32, bytes: 18 },
+  q4_1: { id: GgmlType.Q4_1, elems: 32, bytes: 20 },
   q5_0: { id: GgmlType.Q5_0, elems: 32, bytes: 22 },
+  q5_1: { id: GgmlType.Q5_1, elems: 32, bytes: 24 },
   q4_K: { id: GgmlType.Q4_K, elems: 256, bytes: 144 },
   q5_K: { id: GgmlType.Q5_K, elems: 256, bytes: 176 },
   q6_K: { id: GgmlType.Q6_K, elems: 256, bytes: 210 },

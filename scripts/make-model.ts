@@ -5,15 +5,18 @@
 // Tensor types per --type follow the files in /work/shared/reference (made the
 // way llama.cpp's converter/quantizer lay them out):
 //   - 1-D tensors (norm weights, qwen2 Q/K/V biases) are always F32;
-//   - f32 | f16 | bf16 | q8_0 | q4_0 | q5_0: every matrix, token_embd and output included, has that type;
-//   - q4_k_m: Q4_K, except Q6_K for attn_v, ffn_down and output (and for token_embd
-//     when the output is tied to it, since then it is the output matrix, as in llama.cpp).
+//   - f32 | f16 | bf16 | q8_0 | q4_0 | q4_1 | q5_0 | q5_1: every matrix, token_embd and
+//     output included, has that type;
+//   - q4_k_m / q5_k_m: Q4_K / Q5_K, except Q6_K for attn_v, ffn_down and output (and for
+//     token_embd when the output is tied to it, since then it is the output matrix, as in
+//     llama.cpp).
 // Row-length fallback: ggml quantizes along ne[0], so a K-quant needs ne[0] % 256 == 0.
 // As llama.cpp's quantizer (llama_tensor_get_type), a K-quant on other rows falls
-// back to Q4_K -> Q5_0, Q6_K -> Q8_0, and to F16 if ne[0] is not a multiple of 32
-// either (real files: SmolLM2's embd 576 and Qwen2.5-0.5B's 896 give Q5_0 attention
-// and FFN gate/up matrices and a Q8_0 output/attn_v in a Q4_K_M file). llama.cpp
-// refuses a 32-block type on rows not a multiple of 32; make-model writes F16 then.
+// back to Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and to F16 if ne[0] is not a
+// multiple of 32 either (real files: SmolLM2's embd 576 and Qwen2.5-0.5B's 896 give
+// Q5_0 (Q5_1 in a Q5_K_M file) attention and FFN gate/up matrices and a Q8_0
+// output/attn_v). llama.cpp refuses a 32-block type on rows not a multiple of 32;
+// make-model writes F16 then.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readGgufMetadata, GgufFileMetadata } from '../server/src/engine/gguf';
@@ -21,7 +24,7 @@ import { randomTensorSource, tensorSeed } from '../server/src/engine/gguf-random
 import { GGML_TYPES, GgmlTypeName, GgufWriter } from '../server/src/engine/gguf-writer';
 
 export type ModelArch = 'llama' | 'qwen2';
-export type ModelFileType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q5_0' | 'q4_k_m';
+export type ModelFileType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k_m' | 'q5_k_m';
 
 export interface MakeModelOptions {
   arch: ModelArch;
@@ -44,7 +47,9 @@ export interface MakeModelOptions {
 }
 
 /** llama_ftype values llama.cpp writes as general.file_type. */
-const FILE_TYPE_ID: Record<ModelFileType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q5_0: 8, q4_k_m: 15, bf16: 32 };
+const FILE_TYPE_ID: Record<ModelFileType, number> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q4_k_m: 15, q5_k_m: 17, bf16: 32,
+};
 
 export interface PlannedTensor {
   name: string;
@@ -57,9 +62,11 @@ export interface PlannedTensor {
 
 function baseType(name: string, fileType: ModelFileType, tied: boolean): GgmlTypeName {
   switch (fileType) {
-    case 'q4_k_m': {
+    case 'q4_k_m':
+    case 'q5_k_m': {
       const isOutput = name === 'output.weight' || (tied && name === 'token_embd.weight');
-      return isOutput || /attn_v\.weight$|ffn_down\.weight$/.test(name) ? 'q6_K' : 'q4_K';
+      if (isOutput || /attn_v\.weight$|ffn_down\.weight$/.test(name)) return 'q6_K';
+      return fileType === 'q4_k_m' ? 'q4_K' : 'q5_K';
     }
     default:
       return fileType;
@@ -67,7 +74,7 @@ function baseType(name: string, fileType: ModelFileType, tied: boolean): GgmlTyp
 }
 
 /** llama.cpp's fallback for a K-quant whose rows are not whole super-blocks. */
-const K_QUANT_FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = { q4_K: 'q5_0', q6_K: 'q8_0' };
+const K_QUANT_FALLBACK: Partial<Record<GgmlTypeName, GgmlTypeName>> = { q4_K: 'q5_0', q5_K: 'q5_1', q6_K: 'q8_0' };
 
 /** The type a matrix with rows of `ne0` elements can have, falling back as documented above. */
 export function compatibleType(type: GgmlTypeName, ne0: number): GgmlTypeName {
@@ -243,7 +250,7 @@ Writes a random-weight GGUF model (llama.cpp layout) with a real vocabulary.
   --heads N                attention heads (default 9)
   --kv-heads N             key/value heads (default 3)
   --ffn N                  feed-forward length (default 1536)
-  --type T                 f32|f16|bf16|q8_0|q4_0|q5_0|q4_k_m (default f16)
+  --type T                 f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m (default f16)
   --vocab-from FILE        GGUF file whose tokenizer.* keys are copied (required)
   --vocab-size N           keep only the first N tokens
   --context N              context length (default 2048)

@@ -70,6 +70,25 @@ function dequantize(type: GgmlTypeName, b: Uint8Array): Float64Array {
         out.push(...lo, ...hi);
       }
       break;
+    case 'q4_1':
+    case 'q5_1': {
+      const five = type === 'q5_1';
+      const size = five ? 24 : 20;
+      for (let o = 0; o < b.length; o += size) {
+        const d = h(o);
+        const m = h(o + 2);
+        const qh = five ? v.getUint32(o + 4, true) : 0;
+        const qs = o + (five ? 8 : 4);
+        const lo: number[] = [];
+        const hi: number[] = [];
+        for (let i = 0; i < 16; i++) {
+          lo.push(d * ((b[qs + i] & 0xf) + 16 * ((qh >>> i) & 1)) + m);
+          hi.push(d * ((b[qs + i] >> 4) + 16 * ((qh >>> (i + 16)) & 1)) + m);
+        }
+        out.push(...lo, ...hi);
+      }
+      break;
+    }
     case 'q4_K':
       for (let o = 0; o < b.length; o += 144) {
         const d = h(o);
@@ -167,7 +186,7 @@ describe('half-precision conversions', () => {
 describe('round trip through the native reader', () => {
   const file = path.join(dir, 'roundtrip.gguf');
   const tensorData: Record<string, Uint8Array> = {};
-  const types: GgmlTypeName[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q5_0', 'q4_K', 'q5_K', 'q6_K'];
+  const types: GgmlTypeName[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'q4_K', 'q5_K', 'q6_K'];
 
   beforeAll(() => {
     const w = new GgufWriter();
@@ -306,6 +325,8 @@ describe('random tensor data', () => {
     ['q8_0', [256, 64]],
     ['q4_0', [256, 64]],
     ['q5_0', [256, 64]],
+    ['q4_1', [256, 64]],
+    ['q5_1', [256, 64]],
     ['q4_K', [256, 64]],
     ['q5_K', [256, 64]],
     ['q6_K', [256, 64]],

@@ -34,6 +34,8 @@ export const BLOCK: Record<number, { elems: number; bytes: number }> = {
   [GgmlType.Q8_0]: { elems: 32, bytes: 34 },
   [GgmlType.Q4_0]: { elems: 32, bytes: 18 },
   [GgmlType.Q5_0]: { elems: 32, bytes: 22 },
+  [GgmlType.Q4_1]: { elems: 32, bytes: 20 },
+  [GgmlType.Q5_1]: { elems: 32, bytes: 24 },
   [GgmlType.Q4_K]: { elems: 256, bytes: 144 },
   [GgmlType.Q5_K]: { elems: 256, bytes: 176 },
   [GgmlType.Q6_K]: { elems: 256, bytes: 210 },
@@ -68,6 +70,13 @@ export function randomWeights(type: number, rows: number, cols: number, seed: nu
     case GgmlType.Q4_0:
     case GgmlType.Q5_0:
       for (let i = 0; i < blocks; i++) view.setUint16(i * BLOCK[type].bytes, randomScale(r), true);
+      break;
+    case GgmlType.Q4_1:
+    case GgmlType.Q5_1: // d, m first
+      for (let i = 0; i < blocks; i++) {
+        view.setUint16(i * BLOCK[type].bytes, randomScale(r), true);
+        view.setUint16(i * BLOCK[type].bytes + 2, randomScale(r), true);
+      }
       break;
     case GgmlType.Q4_K:
     case GgmlType.Q5_K: // d, dmin first

@@ -102,6 +102,42 @@ describe('scalar dequantization matches ggml layouts (hand-built blocks)', () =>
     expect([out2[0], out2[16], out2[15], out2[31], out2[1]]).toEqual([3 + 16 - 16, 7 - 16, 2 - 16, 15 + 16 - 16, -16]);
   });
 
+  test('q4_1: q * d + m, nibbles as in q4_0 (no offset)', () => {
+    const b = bytes(20, (v, u8) => {
+      v.setUint16(0, H.half, true); // d
+      v.setUint16(2, H.minusTwo, true); // m
+      for (let j = 0; j < 16; j++) u8[4 + j] = j | ((15 - j) << 4);
+    });
+    const out = Array.from(k.dequantizeRow(GgmlType.Q4_1, 'scalar', b, 32));
+    const want = [];
+    for (let j = 0; j < 16; j++) want.push(j * 0.5 - 2);
+    for (let j = 0; j < 16; j++) want.push((15 - j) * 0.5 - 2);
+    expect(out).toEqual(want);
+    expect([out[0], out[16], out[31]]).toEqual([-2, 5.5, -2]); // byte 0 = 0xf0: q 0 and 15; byte 15 = 0x0f: q 0
+  });
+
+  test('q5_1: q * d + m, bit 4 of element e is bit e of qh (after d, m)', () => {
+    const r = rng(6);
+    const q = Array.from({ length: 32 }, () => Math.floor(r() * 32));
+    const b = bytes(24, (v, u8) => {
+      v.setUint16(0, H.quarter, true); // d
+      v.setUint16(2, H.one, true); // m
+      let qh = 0;
+      for (let e = 0; e < 32; e++) if (q[e] & 16) qh |= 2 ** e;
+      v.setUint32(4, qh, true);
+      for (let j = 0; j < 16; j++) u8[8 + j] = (q[j] & 15) | ((q[j + 16] & 15) << 4);
+    });
+    expect(Array.from(k.dequantizeRow(GgmlType.Q5_1, 'scalar', b, 32))).toEqual(q.map((qe) => 0.25 * qe + 1));
+    // by hand: qh bytes 00 80 00 00 set bit 15 (element 15); qs[15] = 0x21: element 15 nibble 1, element 31 nibble 2
+    const b2 = bytes(24, (v, u8) => {
+      v.setUint16(0, H.one, true);
+      u8[5] = 0x80;
+      u8[8 + 15] = 0x21;
+    });
+    const out2 = k.dequantizeRow(GgmlType.Q5_1, 'scalar', b2, 32);
+    expect([out2[15], out2[31], out2[0]]).toEqual([1 + 16, 2, 0]);
+  });
+
   test('q4_K: 6-bit scales/mins packing and nibble groups of 64', () => {
     // scales[0..3]: sc0..3 in the low 6 bits, their top 2 bits extend sc4..7
     // scales[4..7]: m0..3 in the low 6 bits, top 2 bits extend m4..7
@@ -203,6 +239,31 @@ describe('activation quantization (scalar reference)', () => {
     expect(qs[31]).toBe(119); // 15 * 7.9375 = 119.06
   });
 
+  test('q8_1: q8_0 values with 127 / amax, plus s = fp16(d * sum(q)) from the f32 d', () => {
+    const x = Float32Array.from({ length: 64 }, (_, j) => (j < 32 ? j - 10 : (j - 40) * 0.01));
+    const q = k.quantizeRowQ8_1('scalar', x);
+    expect(q.length).toBe(72);
+    const v = new DataView(q.buffer);
+    const f16 = (f: number) => k.fp32ToFp16('scalar', Float32Array.of(f))[0];
+    // block 0: amax 21 -> d = 21/127, values round((j - 10) * 127 / 21)
+    const d0 = Math.fround(21 / 127);
+    const q0 = Array.from({ length: 32 }, (_, j) => Math.round(Math.fround(Math.fround(j - 10) * Math.fround(127 / 21))));
+    expect(Array.from(new Int8Array(q.buffer, 4, 32))).toEqual(q0);
+    expect(q0[31]).toBe(127);
+    expect(v.getUint16(0, true)).toBe(f16(d0));
+    const sum0 = q0.reduce((a, b) => a + b, 0);
+    expect(v.getUint16(2, true)).toBe(f16(Math.fround(d0 * sum0)));
+    // block 1: amax 0.23 (element 63)
+    const qs1 = new Int8Array(q.buffer, 36 + 4, 32);
+    expect(qs1[31]).toBe(127);
+    expect(qs1[8]).toBe(0); // element 40: 0
+    let sum1 = 0;
+    for (const e of qs1) sum1 += e;
+    expect(v.getUint16(38, true)).toBe(f16(Math.fround(Math.fround(Math.fround(0.23) / 127) * sum1)));
+    // an all-zero block: d = s = 0
+    expect(Array.from(k.quantizeRowQ8_1('scalar', new Float32Array(32)))).toEqual(new Array(36).fill(0));
+  });
+
   test('q8_K: largest magnitude maps to -127, d = max / -127, bsums per 16', () => {
     const x = Float32Array.from({ length: 256 }, (_, j) => Math.sin(j) * (j === 100 ? 3 : 1));
     const q = k.quantizeRowQ8K('scalar', x);
@@ -223,7 +284,7 @@ describe('activation quantization (scalar reference)', () => {
 
 describe.each(simdPaths)('%s path agrees with scalar bit for bit', (path) => {
   const paths = path === 'avx512' && allPaths.includes('avx512-novnni') ? [path, 'avx512-novnni' as const] : [path];
-  test.each([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K])(
+  test.each([GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K])(
     'dequantize_row of type %i',
     (type) => {
       for (const n of [256, 768, 2304]) {
@@ -258,6 +319,7 @@ describe.each(simdPaths)('%s path agrees with scalar bit for bit', (path) => {
         for (const p of paths) {
           expect(firstDifference(k.quantizeRowQ8_0(p, input), k.quantizeRowQ8_0('scalar', input))).toBe(-1);
           expect(firstDifference(k.quantizeRowQ8K(p, input), k.quantizeRowQ8K('scalar', input))).toBe(-1);
+          expect(firstDifference(k.quantizeRowQ8_1(p, input), k.quantizeRowQ8_1('scalar', input))).toBe(-1);
         }
       }
     }

@@ -14,6 +14,8 @@ const types = [
   ['q8_0', GgmlType.Q8_0],
   ['q4_0', GgmlType.Q4_0],
   ['q5_0', GgmlType.Q5_0],
+  ['q4_1', GgmlType.Q4_1],
+  ['q5_1', GgmlType.Q5_1],
   ['q4_K', GgmlType.Q4_K],
   ['q5_K', GgmlType.Q5_K],
   ['q6_K', GgmlType.Q6_K],
@@ -84,11 +86,12 @@ test('a batch of identical rows gives identical outputs (rows of Y are independe
   }
 });
 
-// q8_0, q4_0, q5_0, q5_K and q6_K follow llama.cpp's x86 summation order exactly on every
-// SIMD path (docs/llama-cpp-parity.md), so the paths agree bit for bit.
-test('q8_0, q4_0, q5_0, q5_K and q6_K give the same bits on every SIMD path', () => {
+// The quantized types follow llama.cpp's x86 summation order exactly on every
+// SIMD path (docs/llama-cpp-parity.md; Q4_K aside), so the paths agree bit for bit.
+const sameBits = ['q8_0', 'q4_0', 'q5_0', 'q4_1', 'q5_1', 'q5_K', 'q6_K'];
+test(`${sameBits.join(', ')} give the same bits on every SIMD path`, () => {
   const simd = paths.filter((p) => p !== 'scalar' && p !== 'neon');
-  for (const [, type] of types.filter(([name]) => ['q8_0', 'q4_0', 'q5_0', 'q5_K', 'q6_K'].includes(name))) {
+  for (const [, type] of types.filter(([name]) => sameBits.includes(name))) {
     // 2336 = 73 blocks of 32: whole groups of 4 and a tail
     for (const [cols, rows, batch] of [
       [2048, 67, 1],

@@ -92,6 +92,34 @@ describe('row-length fallbacks and tied output', () => {
     expect(compatibleType('q6_K', 40)).toBe('f16');
     expect(compatibleType('q5_0', 40)).toBe('f16');
     expect(compatibleType('q5_0', 96)).toBe('q5_0');
+    expect(compatibleType('q5_K', 576)).toBe('q5_1');
+    expect(compatibleType('q5_K', 40)).toBe('f16');
+  });
+
+  test('q5_k_m: Q5_K with Q6_K for attn_v, ffn_down and output; embd 576 falls back to Q5_1 / Q8_0', () => {
+    const out = path.join(dir, 'smol-q5km.gguf');
+    makeModel({ ...mini('llama', 'q5_k_m', out), embd: 576, heads: 9, kvHeads: 3, ffn: 1536, layers: 1, vocabSize: 512 });
+    const md = readGgufMetadata(out);
+    expect(md.metadata['general.file_type']).toBe(17);
+    const types = Object.fromEntries(md.tensors.map((t) => [t.name, t.type]));
+    expect(types).toMatchObject({
+      'token_embd.weight': 'q5_1', 'blk.0.attn_q.weight': 'q5_1', 'blk.0.attn_v.weight': 'q8_0',
+      'blk.0.ffn_gate.weight': 'q5_1', 'blk.0.ffn_down.weight': 'q6_K', 'output.weight': 'q8_0',
+    });
+    const plain = path.join(dir, 'q5km-256.gguf');
+    makeModel({ ...mini('llama', 'q5_k_m', plain), layers: 1 });
+    const t256 = Object.fromEntries(readGgufMetadata(plain).tensors.map((t) => [t.name, t.type]));
+    expect(t256).toMatchObject({ 'token_embd.weight': 'q5_K', 'blk.0.attn_k.weight': 'q5_K', 'blk.0.attn_v.weight': 'q6_K' });
+  });
+
+  test('q4_1, q5_0, q5_1: every matrix of that type, llama.cpp file type ids', () => {
+    for (const [type, id] of [['q4_1', 3], ['q5_0', 8], ['q5_1', 9]] as const) {
+      const f = path.join(dir, `all-${type}.gguf`);
+      makeModel({ ...mini('llama', type, f), layers: 1, vocabSize: 300 });
+      const m = readGgufMetadata(f);
+      expect(m.metadata['general.file_type']).toBe(id);
+      for (const t of m.tensors) expect([t.name, t.type]).toEqual([t.name, t.dims.length === 2 ? type : 'f32']);
+    }
   });
 
   test('tied output: no output.weight, token_embd is the output (Q6_K in q4_k_m)', () => {

@@ -182,7 +182,7 @@ describe('files the engine refuses, with a code and a message naming the problem
     const e = loadError(file);
     expect(e.code).toBe('MODEL_UNSUPPORTED');
     expect(e.message).toMatch(/blk\.0\.ffn_gate\.weight has type iq4_nl/);
-    expect(e.message).toMatch(/supported: f32, f16, q4_0, q5_0, q8_0, q4_K, q5_K, q6_K, bf16\)/);
+    expect(e.message).toMatch(/supported: f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K, bf16\)/);
   });
 
   test('unsupported RoPE scaling: MODEL_UNSUPPORTED', () => {

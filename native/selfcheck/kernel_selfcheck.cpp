@@ -53,6 +53,11 @@ std::vector<uint8_t> random_weights(uint32_t type, int64_t rows, int64_t cols, s
       case GGML_Q8_0: put16(i * 34, random_half(g, 8, 14, true)); break;
       case GGML_Q4_0: put16(i * 18, random_half(g, 8, 14, true)); break;
       case GGML_Q5_0: put16(i * 22, random_half(g, 8, 14, true)); break;
+      case GGML_Q4_1:
+      case GGML_Q5_1:  // d, m first
+        put16(i * t.type_size, random_half(g, 8, 14, true));
+        put16(i * t.type_size + 2, random_half(g, 8, 14, true));
+        break;
       case GGML_Q4_K:
       case GGML_Q5_K:  // d, dmin first
         put16(i * t.type_size, random_half(g, 8, 14, false));
@@ -65,7 +70,7 @@ std::vector<uint8_t> random_weights(uint32_t type, int64_t rows, int64_t cols, s
 }
 
 void check_path(const char* path_name, const Kernels& k, ThreadPool& pool) {
-  const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q5_0, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
+  const uint32_t types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q5_0, GGML_Q4_1, GGML_Q5_1, GGML_Q4_K, GGML_Q5_K, GGML_Q6_K};
   const Kernels scalar = make_kernels(CpuPath::Scalar);
   std::mt19937 g(1234);
   for (uint32_t type : types) {
@@ -107,6 +112,9 @@ void check_path(const char* path_name, const Kernels& k, ThreadPool& pool) {
     quantize_row_q8_0(scalar, x.data(), qa.data(), n);
     quantize_row_q8_0(k, x.data(), qb.data(), n);
     if (std::memcmp(qa.data(), qb.data(), ggml_row_size(GGML_Q8_0, n)) != 0) fail("quantize q8_0", path_name, GGML_Q8_0, n, 0);
+    quantize_row_q8_1(scalar, x.data(), qa.data(), n);
+    quantize_row_q8_1(k, x.data(), qb.data(), n);
+    if (std::memcmp(qa.data(), qb.data(), ggml_row_size(GGML_Q8_1, n)) != 0) fail("quantize q8_1", path_name, GGML_Q8_1, n, 0);
     quantize_row_q8_K(scalar, x.data(), qa.data(), n);
     quantize_row_q8_K(k, x.data(), qb.data(), n);
     if (std::memcmp(qa.data(), qb.data(), ggml_row_size(GGML_Q8_K, n)) != 0) fail("quantize q8_K", path_name, GGML_Q8_K, n, 0);

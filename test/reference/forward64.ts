@@ -4,7 +4,8 @@
 // SwiGLU, final norm, LM head. Weights come dequantized from the engine (its
 // scalar dequantizer); activations are rounded the way the engine's matmul
 // rounds them before a quantized weight (8-bit blocks: Q8_0 for q4_0/q5_0/q8_0,
-// Q8_K for q4_K/q5_K/q6_K), so the comparison isolates the forward pass itself.
+// Q8_1 with its block sums for q4_1/q5_1, Q8_K for q4_K/q5_K/q6_K), so the
+// comparison isolates the forward pass itself.
 import { f16ToF32, f32ToF16 } from '../../server/src/engine/gguf-random';
 
 export interface RefConfig {
@@ -29,6 +30,8 @@ export interface RefMatrix {
   rows: number;
   cols: number;
   type: string;
+  /** q4_1 / q5_1: each block's m (rows * cols / 32, row-major), for the Q8_1 block-sum term */
+  blockMins?: Float64Array;
 }
 
 export interface RefLayer {
@@ -98,6 +101,31 @@ export function roundQ8_K(x: ArrayLike<number>): Float64Array {
   return out;
 }
 
+/**
+ * x as the Q8_1 blocks of 32 it is quantized to (for q4_1/q5_1 weights), dequantized, and per
+ * block s - sum(values): Q8_1 carries s = d * sum(q) as an f16, which the kernels use for the
+ * weights' "+ m" term in place of the exact sum (values × 127 / amax, as ggml's x86 quantizer).
+ */
+export function roundQ8_1(x: ArrayLike<number>): { values: Float64Array; sMinusSum: Float64Array } {
+  const values = new Float64Array(x.length);
+  const sMinusSum = new Float64Array(x.length / 32);
+  for (let b = 0; b < x.length; b += 32) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(fround(x[b + j])));
+    const d = fround(amax / 127);
+    const id = amax !== 0 ? fround(127 / amax) : 0;
+    const dh = f16ToF32(f32ToF16(d));
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      const q = roundEven(fround(fround(x[b + j]) * id));
+      values[b + j] = dh * q;
+      sum += q;
+    }
+    sMinusSum[b / 32] = f16ToF32(f32ToF16(fround(d * sum))) - dh * sum;
+  }
+  return { values, sMinusSum };
+}
+
 function activationFor(type: string, x: Float64Array): ArrayLike<number> {
   if (type === 'q8_0' || type === 'q4_0' || type === 'q5_0') return roundQ8_0(x);
   if (type === 'q4_K' || type === 'q5_K' || type === 'q6_K') return roundQ8_K(x);
@@ -107,12 +135,28 @@ function activationFor(type: string, x: Float64Array): ArrayLike<number> {
 // ---- the forward pass ----
 
 function matvec(w: RefMatrix, x: Float64Array): Float64Array {
+  if (w.blockMins) return matvecQ8_1(w, w.blockMins, x);
   const a = activationFor(w.type, x);
   const y = new Float64Array(w.rows);
   for (let r = 0; r < w.rows; r++) {
     let s = 0;
     const off = r * w.cols;
     for (let k = 0; k < w.cols; k++) s += w.data[off + k] * a[k];
+    y[r] = s;
+  }
+  return y;
+}
+
+/** q4_1 / q5_1 times Q8_1 activations: sum w * a, plus m * (s - sum) per block. */
+function matvecQ8_1(w: RefMatrix, mins: Float64Array, x: Float64Array): Float64Array {
+  const { values: a, sMinusSum } = roundQ8_1(x);
+  const nb = w.cols / 32;
+  const y = new Float64Array(w.rows);
+  for (let r = 0; r < w.rows; r++) {
+    let s = 0;
+    const off = r * w.cols;
+    for (let k = 0; k < w.cols; k++) s += w.data[off + k] * a[k];
+    for (let b = 0; b < nb; b++) s += mins[r * nb + b] * sMinusSum[b];
     y[r] = s;
   }
   return y;

@@ -207,19 +207,21 @@ Napi::Value ReferenceMatmul(const Napi::CallbackInfo& info) {
   });
 }
 
-// quantizeRowQ8_0(path, x) / quantizeRowQ8K(path, x) -> Uint8Array of ggml blocks
-template <bool kQ8K>
+// quantizeRowQ8_0(path, x) / quantizeRowQ8K(path, x) / quantizeRowQ8_1(path, x)
+//   -> Uint8Array of ggml blocks
+template <uint32_t kType>
 Napi::Value QuantizeRow(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     const Kernels k = kernels_arg(info, 0);
     auto x = array_arg<float>(info, 1, "x", napi_float32_array);
     const int64_t n = static_cast<int64_t>(x.ElementLength());
-    const uint32_t type = kQ8K ? GGML_Q8_K : GGML_Q8_0;
-    const size_t bytes = ggml_row_size(type, n);
+    const size_t bytes = ggml_row_size(kType, n);
     if (bytes == 0 && n > 0) bad("x length must be a multiple of the block size");
     AlignedBuffer tmp(bytes + 64);
-    if (kQ8K)
+    if (kType == GGML_Q8_K)
       quantize_row_q8_K(k, x.Data(), tmp.p, n);
+    else if (kType == GGML_Q8_1)
+      quantize_row_q8_1(k, x.Data(), tmp.p, n);
     else
       quantize_row_q8_0(k, x.Data(), tmp.p, n);
     Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), bytes);
@@ -310,8 +312,9 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
   k.Set("matmul", Napi::Function::New(env, Matmul));
   k.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
   k.Set("referenceMatmul", Napi::Function::New(env, ReferenceMatmul));
-  k.Set("quantizeRowQ8_0", Napi::Function::New(env, QuantizeRow<false>));
-  k.Set("quantizeRowQ8K", Napi::Function::New(env, QuantizeRow<true>));
+  k.Set("quantizeRowQ8_0", Napi::Function::New(env, QuantizeRow<GGML_Q8_0>));
+  k.Set("quantizeRowQ8K", Napi::Function::New(env, QuantizeRow<GGML_Q8_K>));
+  k.Set("quantizeRowQ8_1", Napi::Function::New(env, QuantizeRow<GGML_Q8_1>));
   k.Set("fp32ToFp16", Napi::Function::New(env, Fp32ToFp16));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
   k.Set("threadPoolRun", Napi::Function::New(env, ThreadPoolRun));

@@ -20,6 +20,7 @@ size_t act_row_bytes(ActFormat f, int64_t cols) {
     case ActFormat::F32: return static_cast<size_t>(cols) * sizeof(float);
     case ActFormat::Q8_0: bytes = static_cast<size_t>((cols + QK8_0 - 1) / QK8_0) * sizeof(block_q8_0); break;
     case ActFormat::Q8_K: bytes = static_cast<size_t>((cols + QK_K - 1) / QK_K) * sizeof(block_q8_K); break;
+    case ActFormat::Q8_1: bytes = static_cast<size_t>((cols + QK8_1 - 1) / QK8_1) * sizeof(block_q8_1); break;
     case ActFormat::Q8_0N4:
     case ActFormat::Q8_0G4: {
       static_assert(sizeof(Q8_0N4Group) == sizeof(Q8_0G4Group), "one size for both grouped formats");
@@ -44,6 +45,8 @@ TypeTable build_table(PathVariant v) {
   t[GGML_Q8_0] = q8_0_kernels(v);
   t[GGML_Q4_0] = q4_0_kernels(v);
   t[GGML_Q5_0] = q5_0_kernels(v);
+  t[GGML_Q4_1] = q4_1_kernels(v);
+  t[GGML_Q5_1] = q5_1_kernels(v);
   t[GGML_Q4_K] = q4_k_kernels(v);
   t[GGML_Q5_K] = q5_k_kernels(v);
   t[GGML_Q6_K] = q6_k_kernels(v);
@@ -75,7 +78,7 @@ size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch) {
   if (max_cols <= 0 || max_batch <= 0) return 0;
   const int64_t cols = (max_cols + QK_K - 1) / QK_K * QK_K;
   const size_t row = std::max({act_row_bytes(ActFormat::Q8_0, cols), act_row_bytes(ActFormat::Q8_K, cols),
-                               act_row_bytes(ActFormat::Q8_0N4, cols)});
+                               act_row_bytes(ActFormat::Q8_0N4, cols), act_row_bytes(ActFormat::Q8_1, cols)});
   return row * static_cast<size_t>(max_batch);
 }
 

@@ -8,8 +8,8 @@ constexpr GgmlTypeTraits kUnknown{"unknown", 0, 0, false};
 // Block sizes and byte sizes from ggml.c's type_traits table.
 const Entry kTable[] = {
     {GGML_F32, {"f32", 1, 4, true}},          {GGML_F16, {"f16", 1, 2, true}},
-    {GGML_Q4_0, {"q4_0", 32, 18, true}},      {GGML_Q4_1, {"q4_1", 32, 20, false}},
-    {GGML_Q5_0, {"q5_0", 32, 22, true}},     {GGML_Q5_1, {"q5_1", 32, 24, false}},
+    {GGML_Q4_0, {"q4_0", 32, 18, true}},      {GGML_Q4_1, {"q4_1", 32, 20, true}},
+    {GGML_Q5_0, {"q5_0", 32, 22, true}},     {GGML_Q5_1, {"q5_1", 32, 24, true}},
     {GGML_Q8_0, {"q8_0", 32, 34, true}},      {GGML_Q8_1, {"q8_1", 32, 36, false}},
     {GGML_Q2_K, {"q2_K", 256, 84, false}},    {GGML_Q3_K, {"q3_K", 256, 110, false}},
     {GGML_Q4_K, {"q4_K", 256, 144, true}},    {GGML_Q5_K, {"q5_K", 256, 176, true}},

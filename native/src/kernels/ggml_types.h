@@ -71,8 +71,8 @@ struct GgmlTypeTraits {
   const char* name;   // "f32", "q4_0", ... ("unknown" for ids ggml does not define)
   int64_t block_size; // elements per block (1 for float types); 0 if unknown
   size_t type_size;   // bytes per block; 0 if unknown
-  bool computable;    // the engine has kernels for it (F32, F16, BF16, Q8_0, Q4_0, Q5_0,
-                      // Q4_K, Q5_K, Q6_K)
+  bool computable;    // the engine has kernels for it (F32, F16, BF16, Q8_0, Q4_0, Q4_1,
+                      // Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)
 };
 
 // Traits for every id ggml defines (sizes known even for types we cannot compute,

@@ -14,7 +14,7 @@ namespace kimpl {
 // Q8_0N4 / Q8_0G4: the Q8_0 values regrouped for the AVX-512 Q4_0 / Q8_0
 // kernels (see Q8_0N4Group / Q8_0G4Group); a row is cols / 128 groups, then
 // any remaining blocks as plain block_q8_0.
-enum class ActFormat : uint8_t { F32, Q8_0, Q8_K, Q8_0N4, Q8_0G4 };
+enum class ActFormat : uint8_t { F32, Q8_0, Q8_K, Q8_0N4, Q8_0G4, Q8_1 };
 
 // Four Q8_0 blocks k = 0..3 laid out to match four Q4_0 blocks' nibbles in
 // one 512-bit register: low nibbles hold values 0..15 of each block, high
@@ -75,6 +75,8 @@ TypeKernels bf16_kernels(PathVariant v);
 TypeKernels q8_0_kernels(PathVariant v);
 TypeKernels q4_0_kernels(PathVariant v);
 TypeKernels q5_0_kernels(PathVariant v);
+TypeKernels q4_1_kernels(PathVariant v);
+TypeKernels q5_1_kernels(PathVariant v);
 TypeKernels q4_k_kernels(PathVariant v);
 TypeKernels q5_k_kernels(PathVariant v);
 TypeKernels q6_k_kernels(PathVariant v);
@@ -89,6 +91,9 @@ QuantizeRowFn quantize_q8_0g4_fn(CpuPath path);
 QuantizeRowFn quantize_q8_K_fn(CpuPath path);
 void quantize_row_q8_0_scalar(const float* x, void* dst, int64_t n);
 void quantize_row_q8_K_scalar(const float* x, void* dst, int64_t n);
+// Q8_1 for Q4_1/Q5_1 (quantize_q8_1.cpp): as ggml's x86 quantize_row_q8_1.
+QuantizeRowFn quantize_q8_1_fn(CpuPath path);
+void quantize_row_q8_1_scalar(const float* x, void* dst, int64_t n);
 
 // f32 -> fp16 rows (f32_f16.cpp): scalar bit manipulation or F16C.
 using Fp16RowFn = void (*)(const float* x, uint16_t* dst, int64_t n);

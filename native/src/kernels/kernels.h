@@ -1,6 +1,7 @@
 // Kernel interface used by the model. One file per weight-type family
-// (kernels/f32_f16.cpp, q8_0.cpp, q4_0.cpp, q5_0.cpp, q4_k.cpp, q5_k.cpp, q6_k.cpp) holds its
-// scalar reference and SIMD variants side by side; the dispatch table
+// (kernels/f32_f16.cpp, q8_0.cpp, q4_0.cpp, q5_0.cpp, q4_1_q5_1.cpp, q4_k.cpp,
+// q5_k.cpp, q6_k.cpp) holds its scalar reference and SIMD variants side by
+// side; the dispatch table
 // (kernels/dispatch.cpp) is chosen once at model load from the CPU's features.
 #pragma once
 #include <cstddef>
@@ -53,8 +54,8 @@ struct Kernels {
 
   // Y[b * y_stride + r] = sum_k W[r][k] * X[b * cols + k] for b in [0, batch),
   // r in [0, w.rows). Activations are quantized once per row of X to the type
-  // the weight type pairs with (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_K for Q4_K/Q5_K/Q6_K), as ggml
-  // does; F32/F16/BF16 use f32 activations. Work is split over the pool by
+  // the weight type pairs with (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
+  // Q8_K for Q4_K/Q5_K/Q6_K), as ggml does; F32/F16/BF16 use f32 activations. Work is split over the pool by
   // blocks of output rows; each weight row is read once per call for the whole
   // batch. scratch must hold matmul_scratch_bytes(w.cols, batch) bytes,
   // 64-byte aligned. Allocates nothing.

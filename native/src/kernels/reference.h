@@ -14,9 +14,10 @@ namespace ts {
 void reference_matmul(uint32_t type, const void* w, int64_t rows, int64_t cols, const float* x, int64_t batch,
                       double* y);
 
-// Quantizes n values (a multiple of 32 / 256) the way `k`'s matmul does.
+// Quantizes n values (a multiple of 32 / 256 / 32) the way `k`'s matmul does.
 void quantize_row_q8_0(const Kernels& k, const float* x, void* dst, int64_t n);
 void quantize_row_q8_K(const Kernels& k, const float* x, void* dst, int64_t n);
+void quantize_row_q8_1(const Kernels& k, const float* x, void* dst, int64_t n);
 
 // f32 -> fp16 with the path's conversion (F16C on x86 SIMD paths).
 void fp32_to_fp16_row(const Kernels& k, const float* x, uint16_t* dst, int64_t n);

@@ -121,8 +121,8 @@ function quantTable(center: number, spread: number, lo: number, hi: number): { q
 
 // Quant distributions per block type (z spans about +-2.9 over 256 byte-quantiles).
 const Q8 = quantTable(0, 127 / 2.9, -127, 127); // int8 quant, value = d * q
-const Q4 = quantTable(8, 7.5 / 2.9, 0, 15); // 4-bit quant, value = d * (q - 8) (Q4_0) or d*sc*q - dmin*m (Q4_K)
-const Q5 = quantTable(16, 15.5 / 2.9, 0, 31); // 5-bit quant, value = d * (q - 16) (Q5_0) or d*sc*q - dmin*m (Q5_K)
+const Q4 = quantTable(8, 7.5 / 2.9, 0, 15); // 4-bit quant, value = d * (q - 8) (Q4_0), d*q + m (Q4_1) or d*sc*q - dmin*m (Q4_K)
+const Q5 = quantTable(16, 15.5 / 2.9, 0, 31); // 5-bit quant, value = d * (q - 16) (Q5_0), d*q + m (Q5_1) or d*sc*q - dmin*m (Q5_K)
 const Q6 = quantTable(32, 31.5 / 2.9, 0, 63); // 6-bit quant, value = d * sc * (q - 32)
 
 // ---- generators -------------------------------------------------------------
@@ -228,6 +228,35 @@ const BLOCK_FILLERS: Record<GgmlTypeName, BlockFiller> = {
       for (let j = 0; j < 16; j++) buf[o + 6 + j] = (q[j] & 15) | ((q[j + 16] & 15) << 4);
     }
   },
+  // block_q4_1 { half d, m; uint8 qs[16]; } value = d * q + m (nibbles as Q4_0); m = -d * mean(q)
+  q4_1(buf, view, n, { rng, std }) {
+    const dF = std / Q4.std;
+    const d = f32ToF16(dF);
+    const m = f32ToF16(-dF * Q4.mean);
+    for (let b = 0, o = 0; b < n; b++, o += 20) {
+      view.setUint16(o, d, true);
+      view.setUint16(o + 2, m, true);
+      for (let i = 0; i < 16; i += 2) {
+        const r = rng.u32();
+        buf[o + 4 + i] = Q4.q[r & 0xff] | (Q4.q[(r >>> 8) & 0xff] << 4);
+        buf[o + 5 + i] = Q4.q[(r >>> 16) & 0xff] | (Q4.q[r >>> 24] << 4);
+      }
+    }
+  },
+  // block_q5_1 { half d, m; uint8 qh[4]; uint8 qs[16]; } value = d * q + m (bits as Q5_0); m = -d * mean(q)
+  q5_1(buf, view, n, { rng, std }) {
+    const dF = std / Q5.std;
+    const d = f32ToF16(dF);
+    const m = f32ToF16(-dF * Q5.mean);
+    const q = new Int32Array(32);
+    for (let b = 0, o = 0; b < n; b++, o += 24) {
+      view.setUint16(o, d, true);
+      view.setUint16(o + 2, m, true);
+      fillQuants(rng, Q5.q, q);
+      view.setUint32(o + 4, highBits(q), true);
+      for (let j = 0; j < 16; j++) buf[o + 8 + j] = (q[j] & 15) | ((q[j + 16] & 15) << 4);
+    }
+  },
   // block_q4_K { half d, dmin; uint8 scales[12]; uint8 qs[128]; }
   // value = d * sc_j * q - dmin * m_j per 32-value sub-block j. With m_j = sc_j and
   // dmin = d * mean(q) this is d * sc_j * (q - mean(q)): centred on 0.
@@ -326,10 +355,10 @@ function fillQuants(rng: Rng, table: Int32Array, q: Int32Array): void {
   }
 }
 
-/** Bit 4 of q[from + e] as bit e of a uint32 (e < 32): a Q5_0 / Q5_1 block's qh. */
-function highBits(q: Int32Array, from = 0): number {
+/** Bit 4 of q[e] as bit e of a uint32 (e < 32): a Q5_0 / Q5_1 block's qh. */
+function highBits(q: Int32Array): number {
   let h = 0;
-  for (let e = 0; e < 32; e++) h |= ((q[from + e] >> 4) & 1) << e;
+  for (let e = 0; e < 32; e++) h |= ((q[e] >> 4) & 1) << e;
   return h >>> 0;
 }
 

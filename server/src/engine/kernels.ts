@@ -64,7 +64,7 @@ export interface KernelsAddon {
   dequantizeRow(type: number, path: KernelPathName, bytes: Uint8Array, n: number): Float32Array;
   /**
    * y[b * rows + r] = sum_k W[r][k] x[b * cols + k], W given as rows * rowSize bytes of `type`;
-   * activations are quantized to Q8_0 / Q8_K for the quantized types, as ggml does.
+   * activations are quantized to Q8_0 / Q8_1 / Q8_K for the quantized types, as ggml does.
    */
   matmul(
     type: number,
@@ -104,6 +104,8 @@ export interface KernelsAddon {
   ): Float64Array;
   /** ggml block_q8_0 bytes (34 per 32 values) as the path's matmul quantizes activations */
   quantizeRowQ8_0(path: KernelPathName, x: Float32Array): Uint8Array;
+  /** ggml block_q8_1 bytes (36 per 32 values: fp16 d, fp16 s = d * sum, 32 int8), as for Q4_1/Q5_1 weights */
+  quantizeRowQ8_1(path: KernelPathName, x: Float32Array): Uint8Array;
   /** ggml block_q8_K bytes (292 per 256 values: f32 d, 256 int8, 16 int16 bsums) */
   quantizeRowQ8K(path: KernelPathName, x: Float32Array): Uint8Array;
   /** f32 -> IEEE half bits with the path's conversion (round to nearest even) */
