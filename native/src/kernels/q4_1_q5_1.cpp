@@ -131,6 +131,16 @@ struct Q_1BlockAvx2 {
       summs[s] = 0.0f;
     }
     for (int64_t i = 0; i < cols / 32; ++i) {
+      // the activation side once for all R rows
+      __m256i yv[B];
+      float dy[B], sy[B];
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) {
+        const block_q8_1& yb = reinterpret_cast<const block_q8_1*>(act + b * act_stride)[i];
+        yv[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs));
+        dy[b] = _cvtsh_ss(yb.d);
+        sy[b] = _cvtsh_ss(yb.s);
+      }
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const Block& x = reinterpret_cast<const Block*>(w + r * w_stride)[i];
@@ -138,8 +148,9 @@ struct Q_1BlockAvx2 {
         const float dw = _cvtsh_ss(x.d), mw = _cvtsh_ss(x.m);
 #pragma GCC unroll 4
         for (int b = 0; b < B; ++b) {
-          const block_q8_1& yb = reinterpret_cast<const block_q8_1*>(act + b * act_stride)[i];
-          acc[r * B + b] = q_1_block_step_avx2(acc[r * B + b], &summs[r * B + b], q, dw, mw, yb);
+          summs[r * B + b] = std::fma(mw, sy[b], summs[r * B + b]);
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv[b]), _mm256_set1_epi16(1));
+          acc[r * B + b] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[b]), _mm256_cvtepi32_ps(p), acc[r * B + b]);
         }
       }
     }
@@ -165,6 +176,14 @@ TS_AVX2 void dequantize_q_1_avx2(const void* src, float* dst, int64_t n) {
 
 // ---------------------------------------------------------------- AVX-512
 
+// [a[0], a[1], b[0], b[1]] widened from halves (a block's d, m or d, s pair).
+TS_AVX2 inline __m128 half_pairs(const uint16_t* a, const uint16_t* b) {
+  uint32_t u, v;
+  std::memcpy(&u, a, 4);
+  std::memcpy(&v, b, 4);
+  return _mm_cvtph_ps(_mm_insert_epi32(_mm_cvtsi32_si128(static_cast<int>(u)), static_cast<int>(v), 1));
+}
+
 template <bool kVnni>
 TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
   if constexpr (kVnni) {
@@ -189,14 +208,28 @@ struct Q_1BlockAvx512 {
     const int64_t nb = cols / 32;
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     __m256 acc[R * B];
-    float summs[R * B];
+    __m128 summs[R * B];
     #pragma GCC unroll 4
     for (int s = 0; s < R * B; ++s) {
       acc[s] = _mm256_setzero_ps();
-      summs[s] = 0.0f;
+      summs[s] = _mm_setzero_ps();
     }
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
+      // the activation side once for all R rows: two blocks' values, and their
+      // [d0, s0, d1, s1] widened (s0, s1 also moved to lane 0 for the scalar chain)
+      __m512i yv[B];
+      __m128 yds[B], ys0[B], ys1[B];
+      #pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) {
+        const block_q8_1* yb = reinterpret_cast<const block_q8_1*>(act + b * act_stride) + i;
+        yv[b] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb[0].qs))),
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb[1].qs)), 1);
+        yds[b] = half_pairs(&yb[0].d, &yb[1].d);
+        ys0[b] = _mm_movehdup_ps(yds[b]);
+        ys1[b] = _mm_movehl_ps(ys0[b], ys0[b]);
+      }
       #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const Block* x = reinterpret_cast<const Block*>(w + r * w_stride) + i;
@@ -210,21 +243,18 @@ struct Q_1BlockAvx512 {
           const __mmask64 set = static_cast<__mmask64>(load_u32(x[0].qh)) | (static_cast<__mmask64>(load_u32(x[1].qh)) << 32);
           q = _mm512_mask_add_epi8(q, set, q, _mm512_set1_epi8(16));
         }
-        const float dw0 = _cvtsh_ss(x[0].d), dw1 = _cvtsh_ss(x[1].d);
-        const float mw0 = _cvtsh_ss(x[0].m), mw1 = _cvtsh_ss(x[1].m);
+        const __m128 dm = half_pairs(&x[0].d, &x[1].d);  // [d0, m0, d1, m1]
+        const __m128 m0 = _mm_movehdup_ps(dm), m1 = _mm_movehl_ps(m0, m0);
         #pragma GCC unroll 4
         for (int b = 0; b < B; ++b) {
-          const block_q8_1* yb = reinterpret_cast<const block_q8_1*>(act + b * act_stride) + i;
-          const __m512i yv = _mm512_inserti64x4(
-              _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb[0].qs))),
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb[1].qs)), 1);
-          const __m512 f = _mm512_cvtepi32_ps(dpbusd<kVnni>(_mm512_setzero_si512(), q, yv));
-          float& sm = summs[r * B + b];
-          sm = std::fma(mw0, _cvtsh_ss(yb[0].s), sm);
-          sm = std::fma(mw1, _cvtsh_ss(yb[1].s), sm);
-          __m256& s = acc[r * B + b];
-          s = _mm256_fmadd_ps(_mm256_set1_ps(dw0 * _cvtsh_ss(yb[0].d)), _mm512_castps512_ps256(f), s);
-          s = _mm256_fmadd_ps(_mm256_set1_ps(dw1 * _cvtsh_ss(yb[1].d)), _mm512_extractf32x8_ps(f, 1), s);
+          const __m512 f = _mm512_cvtepi32_ps(dpbusd<kVnni>(_mm512_setzero_si512(), q, yv[b]));
+          __m128& sm = summs[r * B + b];  // lane 0
+          sm = _mm_fmadd_ss(m0, ys0[b], sm);
+          sm = _mm_fmadd_ss(m1, ys1[b], sm);
+          const __m128 dd = _mm_mul_ps(dm, yds[b]);  // lanes 0, 2: d_w * d_x of the two blocks
+          __m256& acc_s = acc[r * B + b];
+          acc_s = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm512_castps512_ps256(f), acc_s);
+          acc_s = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehl_ps(dd, dd)), _mm512_extractf32x8_ps(f, 1), acc_s);
         }
       }
     }
@@ -237,13 +267,16 @@ struct Q_1BlockAvx512 {
         #pragma GCC unroll 4
         for (int b = 0; b < B; ++b) {
           const block_q8_1& yb = reinterpret_cast<const block_q8_1*>(act + b * act_stride)[i];
-          acc[r * B + b] = q_1_block_step_avx2(acc[r * B + b], &summs[r * B + b], q, dw, mw, yb);
+          float sm = _mm_cvtss_f32(summs[r * B + b]);
+          acc[r * B + b] = q_1_block_step_avx2(acc[r * B + b], &sm, q, dw, mw, yb);
+          summs[r * B + b] = _mm_set_ss(sm);
         }
       }
     }
     #pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
-      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]) + summs[r * B + b];
+      for (int b = 0; b < B; ++b)
+        y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]) + _mm_cvtss_f32(summs[r * B + b]);
   }
 };
 
