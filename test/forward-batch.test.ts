@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { loadAddon } from '../server/src/engine/addon';
 import { Model, Session, createBatch } from '../server/src/engine/model';
 import { REFERENCE_DIR, Entry, batchOf, decodeRows, maxAbsDiff, seqEntries } from './model-helpers';
+import { codeOf } from './helpers/errors';
 
 const GQA_MODEL = path.join(REFERENCE_DIR, 'mini-llama-q8_0.gguf'); // GQA, 2 layers
 const QWEN_MODEL = path.join(REFERENCE_DIR, 'mini-qwen2-q8_0.gguf'); // biases, neox RoPE
@@ -18,15 +19,6 @@ const PROMPTS = [
 // Logits of a row must not depend on what else is in the batch. The kernels
 // compute each row alone today (exactly equal); a little room for GEMM tiling.
 const BATCH_TOL = 1e-4;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 describe.each([
   ['llama GQA q8_0', GQA_MODEL],

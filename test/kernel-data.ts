@@ -1,17 +1,9 @@
 // Random weight rows and activations for the kernel tests: block bytes with
 // sane fp16 scales (no NaN/Inf), from a seeded generator so failures repeat.
 import { GgmlType } from '../server/src/engine/kernels';
+import { rng } from './helpers/random';
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** IEEE half bits of a normal number sign * 2^(exp-15) * (1 + mant/1024). */
 export function halfBits(sign: number, exp: number, mant: number): number {

@@ -2,6 +2,7 @@
 // reimplementation of the same chain, on every CPU path this machine runs.
 import { loadAddon } from '../server/src/engine/addon';
 import type { SamplingConfig, SampledToken } from '../server/src/engine/types';
+import { rng } from './helpers/random';
 
 const addon = loadAddon();
 const { Sampler, bestCpuPath } = addon.sampling;
@@ -33,18 +34,6 @@ function make(vocab: number, path: string, maxHistory = 256, maxTop = 64): Nativ
   const s = new Sampler(vocab, maxHistory, maxTop, path) as NativeSampler;
   expect(s.cpuPath).toBe(path);
   return s;
-}
-
-/** Deterministic test data (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomLogits(n: number, seed: number, spread = 4): Float32Array {

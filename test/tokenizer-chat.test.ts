@@ -4,6 +4,7 @@ import { readGgufMetadata } from '../server/src/engine/gguf';
 import type { GgufValue } from '../server/src/engine/types';
 import { Tokenizer } from '../server/src/tokenizer';
 import { tokenizerFor, vocabPath } from './tokenizer-helpers';
+import { codeOf } from './helpers/errors';
 
 const conversation = [
   { role: 'system', content: 'Be brief.' },
@@ -15,15 +16,6 @@ const conversation = [
 function gpt2With(overrides: Record<string, GgufValue>): Tokenizer {
   const base = readGgufMetadata(vocabPath('gpt-2'));
   return Tokenizer.fromMetadata({ ...base, metadata: { ...base.metadata, ...overrides } });
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 test('ChatML', () => {

@@ -4,6 +4,7 @@ import { readGgufMetadata } from '../server/src/engine/gguf';
 import type { GgufMetadata, GgufValue } from '../server/src/engine/types';
 import { Tokenizer } from '../server/src/tokenizer';
 import { tokenizerFor, vocabPath, type VocabName } from './tokenizer-helpers';
+import { codeOf } from './helpers/errors';
 
 const metaCache = new Map<string, GgufMetadata>();
 
@@ -20,15 +21,6 @@ function metadataWith(name: VocabName, overrides: Record<string, GgufValue | und
     else metadata[k] = v;
   }
   return { ...base, metadata };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 describe('gpt-2: <|endoftext|> is a control token', () => {
