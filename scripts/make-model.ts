@@ -22,6 +22,7 @@ import * as path from 'node:path';
 import { readGgufMetadata, GgufFileMetadata } from '../server/src/engine/gguf';
 import { randomTensorSource, tensorSeed } from '../server/src/engine/gguf-random';
 import { GGML_TYPES, GgmlTypeName, GgufWriter } from '../server/src/engine/gguf-writer';
+import { parseFlags } from '../server/src/cli/args';
 
 export type ModelArch = 'llama' | 'qwen2';
 export type ModelFileType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k_m' | 'q5_k_m';
@@ -264,24 +265,13 @@ Writes a random-weight GGUF model (llama.cpp layout) with a real vocabulary.
 `;
 
 export function parseMakeModelArgs(argv: string[]): MakeModelOptions {
-  const v: Record<string, string> = {};
-  const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (name === 'tied') {
-      flags.add(name);
-      continue;
-    }
-    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new Error(`--${name} needs a value`);
-    v[name] = value;
-  }
-  const known = ['arch', 'embd', 'layers', 'heads', 'kv-heads', 'ffn', 'type', 'vocab-from', 'vocab-size', 'context',
-    'rope-base', 'rms-eps', 'std', 'seed', 'name', 'out'];
-  for (const k of Object.keys(v)) if (!known.includes(k)) throw new Error(`unknown option --${k}`);
+  const parsed = parseFlags(argv, {
+    values: ['arch', 'embd', 'layers', 'heads', 'kv-heads', 'ffn', 'type', 'vocab-from', 'vocab-size', 'context',
+      'rope-base', 'rms-eps', 'std', 'seed', 'name', 'out'],
+    booleans: ['tied'],
+  });
+  const v: Record<string, string> = Object.fromEntries(parsed.values);
+  const flags = parsed.booleans;
   const num = (k: string, def: number): number => {
     if (v[k] === undefined) return def;
     const x = Number(v[k]);

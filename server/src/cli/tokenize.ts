@@ -2,6 +2,7 @@
 // (a model or a vocabulary-only file) from the command line.
 import * as fs from 'node:fs';
 import { Tokenizer } from '../tokenizer';
+import { parseFlags, UsageError } from './args';
 
 export const TOKENIZE_HELP = `Usage: tokenstream tokenize --model FILE (--text "..." | --file F) [--add-special] [--special]
 
@@ -26,27 +27,6 @@ Prints the text of the token ids (as llama.cpp's detokenizer makes it) and a new
 interface Args {
   values: Record<string, string>;
   flags: Set<string>;
-}
-
-function parseArgs(argv: string[], valueOpts: string[], flagOpts: string[]): Args {
-  const values: Record<string, string> = {};
-  const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument '${a}'`);
-    const eq = a.indexOf('=');
-    const name = eq > 0 ? a.slice(2, eq) : a.slice(2);
-    if (flagOpts.includes(name)) {
-      if (eq > 0) throw new Error(`--${name} takes no value`);
-      flags.add(name);
-      continue;
-    }
-    if (!valueOpts.includes(name)) throw new Error(`unknown option --${name}`);
-    const value = eq > 0 ? a.slice(eq + 1) : argv[++i];
-    if (value === undefined) throw new Error(`--${name} needs a value`);
-    values[name] = value;
-  }
-  return { values, flags };
 }
 
 export function parseIds(text: string): number[] {
@@ -79,16 +59,14 @@ async function run(name: string, help: string, argv: string[], body: (a: Args) =
   return 0;
 }
 
-class UsageError extends Error {}
-
 function parseArgsFor(name: string, argv: string[]): Args {
-  try {
-    return name === 'tokenize'
-      ? parseArgs(argv, ['model', 'text', 'file'], ['special', 'add-special'])
-      : parseArgs(argv, ['model', 'ids'], ['special']);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  const { values, booleans } = parseFlags(
+    argv,
+    name === 'tokenize'
+      ? { values: ['model', 'text', 'file'], booleans: ['special', 'add-special'] }
+      : { values: ['model', 'ids'], booleans: ['special'] },
+  );
+  return { values: Object.fromEntries(values), flags: booleans };
 }
 
 function requireValue(a: Args, key: string): string {
