@@ -7,23 +7,13 @@ import { main, weightBytesPerToken } from '../scripts/bench-engine';
 import { prebuiltBinaryPackage } from '../scripts/peer/install';
 import { readGgufMetadata } from '../server/src/engine/gguf';
 import type { GgufMetadata } from '../server/src/engine/types';
+import { captureStdout } from './helpers/capture-output';
 
 const TINY = path.join(__dirname, '..', 'models', 'llama-2-tiny-random.gguf');
 
 async function runMain(argv: string[]): Promise<{ code: number; stdout: string }> {
-  let stdout = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += chunk.toString();
-    return true;
-  });
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    const code = await main(argv);
-    return { code, stdout };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const { result, stdout } = await captureStdout(() => main(argv));
+  return { code: result, stdout };
 }
 
 test('--json --no-peer prints exactly the documented object', async () => {

@@ -4,22 +4,15 @@
 // Nothing about speed is asserted.
 import * as path from 'node:path';
 import { main } from '../scripts/bench-service';
+import { captureStdout } from './helpers/capture-output';
 
 const TINY = path.join(__dirname, '..', 'models', 'llama-2-tiny-random.gguf');
 
 test('--json prints one result per model and stream count', async () => {
-  let stdout = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += chunk.toString();
-    return true;
-  });
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    expect(await main(['--model', TINY, '--json', '--streams', '1,3', '--tokens', '6', '--reps', '1', '--threads', '1'])).toBe(0);
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const { result, stdout } = await captureStdout(() =>
+    main(['--model', TINY, '--json', '--streams', '1,3', '--tokens', '6', '--reps', '1', '--threads', '1']),
+  );
+  expect(result).toBe(0);
   const r = JSON.parse(stdout.trim());
   expect(r).toHaveLength(1);
   expect(r[0]).toMatchObject({ model: path.resolve(TINY), threads: 1, tokens: 6 });
