@@ -20,8 +20,8 @@ import * as path from 'node:path';
 
 import { loadAddon, packageRoot } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
-import { Model, createBatch } from '../server/src/engine/model';
-import type { GgufMetadata, SamplingConfig } from '../server/src/engine/types';
+import { GREEDY_SAMPLING, Model, createBatch } from '../server/src/engine/model';
+import type { GgufMetadata } from '../server/src/engine/types';
 import { type BenchEngine, type EngineNumbers, type RunPlan, sequencePrompt } from './peer/bench-types';
 import { openLlamaCpp } from './peer/llamacpp';
 
@@ -86,18 +86,7 @@ export function weightBytesPerToken(md: GgufMetadata, vocab: number): number {
   return bytes;
 }
 
-const GREEDY: SamplingConfig = {
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  penaltyLastN: 0,
-  seed: 0,
-  topLogprobs: 0,
-};
+const GREEDY = GREEDY_SAMPLING;
 
 function openOurs(plan: RunPlan, log: (l: string) => void): BenchEngine {
   const model = Model.load(plan.model);

@@ -1,25 +1,14 @@
 // Shared by the model / forward / parity tests: fixture paths, batch building
 // and log-softmax.
 import * as path from 'node:path';
-import { createBatch, Session } from '../server/src/engine/model';
-import type { Batch, SamplingConfig } from '../server/src/engine/types';
+import { createBatch, GREEDY_SAMPLING, Session } from '../server/src/engine/model';
+import type { Batch } from '../server/src/engine/types';
 
 export const FIXTURES = path.join(__dirname, 'fixtures');
 export const TINY_MODEL = path.join(FIXTURES, 'models/llama-2-tiny-random.gguf');
 export const REFERENCE_DIR = path.join(FIXTURES, 'reference');
 
-export const GREEDY: SamplingConfig = {
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  penaltyLastN: 0,
-  seed: 0,
-  topLogprobs: 0,
-};
+export const GREEDY = GREEDY_SAMPLING;
 
 export interface Entry {
   seq: number;
