@@ -22,6 +22,7 @@ import { loadAddon, packageRoot } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
 import { GREEDY_SAMPLING, Model, createBatch } from '../server/src/engine/model';
 import type { GgufMetadata } from '../server/src/engine/types';
+import { parseFlags } from '../server/src/cli/args';
 import { type BenchEngine, type EngineNumbers, type RunPlan, sequencePrompt } from './peer/bench-types';
 import { openLlamaCpp } from './peer/llamacpp';
 
@@ -48,21 +49,25 @@ function parseArgs(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer >= ${min}\n${USAGE}`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--model') o.model = argv[++i];
-    else if (a === '--threads') o.threads = int(argv[++i], a, 1);
-    else if (a === '--json') o.json = true;
-    else if (a === '--no-peer') o.peer = false;
-    else if (a === '--reps') o.reps = int(argv[++i], a, 1);
-    else if (a === '--tokens') o.tokens = int(argv[++i], a, 1);
-    else if (a === '--prompt') o.prompt = int(argv[++i], a, 1);
-    else if (a === '--batch') o.batchSizes = (argv[++i] ?? '').split(',').map((x) => int(x, a, 1));
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else throw new Error(`unknown option ${a}\n${USAGE}`);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
   }
+  let flags: ReturnType<typeof parseFlags>;
+  try {
+    flags = parseFlags(argv, { values: ['model', 'threads', 'reps', 'tokens', 'prompt', 'batch'], booleans: ['json', 'no-peer'] });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${USAGE}`);
+  }
+  const { values, booleans } = flags;
+  o.model = values.get('model');
+  if (values.has('threads')) o.threads = int(values.get('threads'), '--threads', 1);
+  if (booleans.has('json')) o.json = true;
+  if (booleans.has('no-peer')) o.peer = false;
+  for (const [name, key] of [['reps', 'reps'], ['tokens', 'tokens'], ['prompt', 'prompt']] as const) {
+    if (values.has(name)) o[key] = int(values.get(name), `--${name}`, 1);
+  }
+  if (values.has('batch')) o.batchSizes = values.get('batch')!.split(',').map((x) => int(x, '--batch', 1));
   if (!o.model) throw new Error(`--model is required\n${USAGE}`);
   o.model = path.resolve(o.model);
   return o as Options;
