@@ -43,18 +43,7 @@ export const DEFAULT_SAMPLING: SamplingConfig = {
 };
 
 /** Greedy with no penalty window: what the tests and the engine bench decode with. */
-export const GREEDY_SAMPLING: SamplingConfig = {
-  temperature: 0,
-  topK: 0,
-  topP: 1,
-  minP: 0,
-  repetitionPenalty: 1,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  penaltyLastN: 0,
-  seed: 0,
-  topLogprobs: 0,
-};
+export const GREEDY_SAMPLING: SamplingConfig = { ...DEFAULT_SAMPLING, penaltyLastN: 0 };
 
 export class Model {
   readonly info: NativeModelInfo;
