@@ -32,7 +32,7 @@ const shapes: Array<[rows: number, batch: number, threads: number]> = [
 
 function colsFor(type: number): number[] {
   const bs = BLOCK[type].elems;
-  if (bs === 256) return [256, 768, 2304];
+  if (bs === 256) return [256, 512, 768, 2304]; // odd and even super-block counts
   // 160 and 2336 leave 1 block after whole groups of 4 (the AVX-512 kernels' tail)
   if (bs === 32) return [32, 96, 160, 256, 768, 2304, 2336];
   return [1, 37, 96, 256, 768, 2304]; // float types: any length, including SIMD tails
