@@ -104,7 +104,14 @@ double measure_read_bandwidth(ThreadPool& pool, size_t bytes) {
   bytes = bytes / kSlice * kSlice;
   std::unique_ptr<uint8_t, FreeDeleter> buf(static_cast<uint8_t*>(std::aligned_alloc(kSlice, bytes)));
   if (!buf) throw std::bad_alloc();
-  std::memset(buf.get(), 1, bytes);  // fault every page in before timing
+  // Fault every page in before timing, with contents that differ page to page:
+  // identical pages could be merged by the host (KSM) and then read from cache.
+  uint64_t* words = reinterpret_cast<uint64_t*>(buf.get());
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (size_t i = 0, n = bytes / sizeof(uint64_t); i < n; ++i) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;  // xorshift64
+    words[i] = x;
+  }
 
   const SumFn sum = best_sum();
   const int threads = pool.size();
