@@ -3,6 +3,8 @@
 // The one executable: subcommands live in server/src/cli (compiled to dist/ by `npm run build`).
 // Telemetry (OTEL_* environment variables) starts before any command loads, so the gRPC
 // instrumentation can patch @grpc/grpc-js; it is flushed before the process exits.
+// A server keeps its V8 heap small (server/src/engine/heap.ts); set before anything allocates.
+if (process.argv[2] === 'serve') require('../dist/server/src/engine/heap.js').tuneHeapForServing();
 const telemetry = require('../dist/server/src/telemetry/register.js').startTelemetryForCommand(process.argv[2]);
 
 function flushTelemetry() {

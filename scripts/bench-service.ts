@@ -1,4 +1,5 @@
-// npm run bench:service -- [--model FILE]... [--streams 1,8,16] [--tokens N] [--threads N] [--reps N] [--json]
+// npm run bench:service -- [--model FILE]... [--streams 1,8,16] [--tokens N] [--threads N] [--reps N]
+//                          [--engine-nice N] [--server-prof DIR] [--json]
 //
 // Service overhead: tokens/s end to end through gRPC versus the engine alone at
 // the same batch composition, and the latency the service adds to each token.
@@ -49,6 +50,8 @@ interface Options {
   json: boolean;
   /** Directory for a CPU profile of the server (node --cpu-prof). */
   serverProf?: string;
+  /** serve --engine-nice */
+  engineNice?: string;
 }
 
 export interface StreamsResult {
@@ -61,6 +64,11 @@ export interface StreamsResult {
   latency_p50_ms: number;
   latency_p99_ms: number;
   latency_max_ms: number;
+  /** the part of it until the token reached the main thread (worker -> main hand-off) */
+  to_main_p50_ms: number;
+  to_main_p99_ms: number;
+  /** fraction of tokens whose added latency is over 1 ms */
+  latency_over_1ms: number;
   /** tokens per message received, on average */
   tokens_per_message: number;
   /** CPU time per token: the server's main thread, the whole server, this client process (µs) */
@@ -88,6 +96,7 @@ function options(argv: string[]): Options {
       reps: { type: 'string' },
       json: { type: 'boolean' },
       'server-prof': { type: 'string' },
+      'engine-nice': { type: 'string' },
     },
   });
   const int = (v: string | undefined, name: string, dflt: number): number => {
@@ -109,6 +118,7 @@ function options(argv: string[]): Options {
     reps: int(values.reps, 'reps', 3),
     json: values.json ?? false,
     serverProf: values['server-prof'],
+    engineNice: values['engine-nice'],
   };
 }
 
@@ -226,7 +236,7 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
   log(`  ${up}`);
   const timesFile = path.join(os.tmpdir(), `tokenstream-token-times-${process.pid}.json`);
   const server = new ChildServer({
-    args: ['--model', file, '--max-batch', String(maxSeq), '--threads', String(o.threads), '--context', String(context), '--workers', '1', ...quietServe()],
+    args: ['--model', file, '--max-batch', String(maxSeq), '--threads', String(o.threads), '--context', String(context), '--workers', '1', ...quietServe(), ...(o.engineNice ? ['--engine-nice', o.engineNice] : [])],
     preload: [compiledScript('token-times-hook')],
     env: { TOKENSTREAM_TOKEN_TIMES: timesFile },
     nodeArgs: [...(o.serverProf ? ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', o.serverProf] : []), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
@@ -271,13 +281,19 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
   for (const n of o.streams) {
     const r = runs.get(n)!;
     const lat: number[] = [];
+    const toMain: number[] = [];
     let messages = 0;
     for (const c of r.calls) {
-      const eng = engineTimes[c.requestId] ?? [];
+      const times = engineTimes[c.requestId] ?? [];
       messages += c.messages - 1; // the final message carries no token
-      for (let i = 0; i < c.arrivals.length; i++) if (i < eng.length && !Number.isNaN(c.arrivals[i])) lat.push(c.arrivals[i] - eng[i]);
+      for (let i = 0; i < c.arrivals.length && 2 * i + 1 < times.length; i++) {
+        if (Number.isNaN(c.arrivals[i])) continue;
+        lat.push(c.arrivals[i] - times[2 * i]);
+        toMain.push(times[2 * i + 1] - times[2 * i]);
+      }
     }
     lat.sort((a, b) => a - b);
+    toMain.sort((a, b) => a - b);
     const tokens = r.calls.length * o.tokens;
     results.push({
       streams: n,
@@ -287,6 +303,9 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
       latency_p50_ms: percentile(lat, 50),
       latency_p99_ms: percentile(lat, 99),
       latency_max_ms: lat[lat.length - 1],
+      to_main_p50_ms: percentile(toMain, 50),
+      to_main_p99_ms: percentile(toMain, 99),
+      latency_over_1ms: lat.filter((x) => x > 1).length / lat.length,
       tokens_per_message: tokens / messages,
       server_main_cpu_us_per_token: r.mainCpu / 1000 / tokens,
       server_cpu_us_per_token: r.serverCpu / 1000 / tokens,
@@ -305,7 +324,9 @@ export async function main(argv: string[]): Promise<number> {
   for (const m of o.models) {
     const r = await benchModel(m, o, log);
     all.push(r);
-    log(`  streams  engine tok/s  service tok/s   ratio  added latency p50 / p99 / max (ms)  tok/msg  CPU µs/token: server main / server / client`);
+    log(
+      `  streams  engine tok/s  service tok/s   ratio  added latency p50 / p99 / max (ms)  > 1 ms  of it to main p50 / p99  tok/msg  CPU µs/token: server main / server / client`,
+    );
     for (const x of r.results) {
       log(
         [
@@ -314,6 +335,8 @@ export async function main(argv: string[]): Promise<number> {
           x.service_tps.toFixed(0).padStart(13),
           `${(x.ratio * 100).toFixed(1)} %`.padStart(7),
           `${x.latency_p50_ms.toFixed(3)} / ${x.latency_p99_ms.toFixed(3)} / ${x.latency_max_ms.toFixed(3)}`.padStart(34),
+          `${(x.latency_over_1ms * 100).toFixed(1)} %`.padStart(6),
+          `${x.to_main_p50_ms.toFixed(3)} / ${x.to_main_p99_ms.toFixed(3)}`.padStart(25),
           x.tokens_per_message.toFixed(2).padStart(7),
           `${x.server_main_cpu_us_per_token.toFixed(1)} / ${x.server_cpu_us_per_token.toFixed(1)} / ${x.client_cpu_us_per_token.toFixed(1)}`.padStart(20),
         ].join('  '),

@@ -1,6 +1,7 @@
-// serve --prefetch / --mlock: parsed from flags and environment, and carried to
-// the engine's Model.load in the worker threads (shown by mlock: the process's
-// locked memory grows by the model file while the server runs).
+// serve --prefetch / --mlock / --engine-nice: parsed from flags and environment,
+// and carried to the engine in the worker threads (shown by mlock: the process's
+// locked memory grows by the model file while the server runs; and by the
+// niceness of the engine's threads).
 import * as fs from 'node:fs';
 import { TokenStreamClient } from '../client/src/client';
 import { serveOptionsFrom } from '../server/src/cli/serve';
@@ -52,4 +53,38 @@ test('a server started with lock: true locks the mapped model (or says why it ca
   }
   // The mapping (and its lock) goes with the last worker.
   expect(lockedBytes()).toBe(before);
+});
+
+/** Niceness of each thread of this process, by thread id. */
+function threadNiceness(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces) start at field 3; nice is field 19.
+      out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+test('--engine-nice: parsed and checked; the engine threads run at that niceness, the main thread does not', async () => {
+  expect(options(['--engine-nice', '7']).engineNice).toBe(7);
+  expect(options([], { TOKENSTREAM_ENGINE_NICE: '3' }).engineNice).toBe(3);
+  expect(options([]).engineNice).toBe(0);
+  for (const bad of ['-1', '20', '2.5']) expect(() => options(['--engine-nice', bad])).toThrow(/--engine-nice/);
+
+  const before = new Set(threadNiceness().keys());
+  const server = await TokenStreamServer.start(serveOptions({ threads: 2, engineNice: 7 }));
+  try {
+    await server.ready;
+    const niced = [...threadNiceness()].filter(([tid, nice]) => !before.has(tid) && nice === 7);
+    // the worker thread and its pool's helper thread
+    expect(niced.length).toBeGreaterThanOrEqual(2);
+    expect(threadNiceness().get(process.pid)).toBe(0);
+  } finally {
+    await server.shutdown(1000);
+  }
 });

@@ -37,6 +37,14 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { name: 'metrics-host', env: 'TOKENSTREAM_METRICS_HOST', kind: 'string', arg: 'HOST', help: 'address of the metrics endpoint (default: --host)' },
   { name: 'cpu', env: 'TOKENSTREAM_CPU', kind: 'string', arg: 'PATH', help: 'force a kernel path: scalar, avx2, avx512, neon (default: the best the CPU has)' },
   {
+    name: 'engine-nice',
+    env: 'TOKENSTREAM_ENGINE_NICE',
+    kind: 'int',
+    default: 0,
+    arg: 'N',
+    help: "niceness 0..19 of the engine threads: above 0 they give way to the server's main thread at once, so tokens leave sooner when every core decodes",
+  },
+  {
     name: 'prefetch',
     env: 'TOKENSTREAM_PREFETCH',
     kind: 'boolean',
@@ -64,6 +72,13 @@ export function parseModelSpec(arg: string): ModelSpec {
 function positiveInt(name: string, v: unknown, min = 1): number {
   const n = v as number;
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: must be an integer >= ${min}, got ${v}`);
+  return n;
+}
+
+function niceness(v: unknown): number {
+  const n = v as number;
+  // Only lowering the priority needs no privilege.
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new UsageError(`--engine-nice: an integer 0..19, got ${v}`);
   return n;
 }
 
@@ -105,6 +120,7 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
     contextLength: positiveInt('context', values.context, 0),
     kvType: kvType as KvType,
     queueLimit: positiveInt('queue-limit', values['queue-limit'], 0),
+    engineNice: niceness(values['engine-nice']),
     prefillChunk: positiveInt('prefill-chunk', values['prefill-chunk']),
     graceMs: positiveInt('grace-ms', values['grace-ms'], 0),
     transport: { maxReceiveMessageBytes: positiveInt('max-message-bytes', values['max-message-bytes'], 1024) },

@@ -28,7 +28,7 @@ const NOTIFIED = 2;
 const HEADER_BYTES = 64;
 export const FRAME_HEADER_BYTES = 48;
 /** Default ring size per worker: steps of a lagging main thread wait here. */
-export const DEFAULT_RING_BYTES = 1 << 20;
+export const DEFAULT_RING_BYTES = 1 << 18;
 
 const align8 = (n: number): number => (n + 7) & ~7;
 

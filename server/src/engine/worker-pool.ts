@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { applyHeapFlags, servingHeapFlags } from './heap';
 import { Tokenizer } from '../tokenizer';
 import { packageRoot } from './addon';
 import { Scheduler } from './scheduler';
@@ -31,6 +32,8 @@ export interface EngineOptions {
   prefillChunk: number;
   /** Generations allowed to wait for a slot, per model. */
   queueLimit: number;
+  /** Niceness of the engine threads (default 0 = the process's). */
+  engineNice?: number;
   load?: LoadOptions;
 }
 
@@ -47,6 +50,8 @@ export function workerScript(): string {
 export class EngineWorker {
   private readonly worker: Worker;
   readonly ready: Promise<WorkerReady>;
+  /** Resolves when the thread runs (or has ended). */
+  readonly online: Promise<void>;
   load = 0;
   capacity: number;
   alive = true;
@@ -64,7 +69,18 @@ export class EngineWorker {
     this.capacity = config.maxSequences;
     const ring = createRing();
     const steps = new StepReader(ring, (r) => this.onReport(r));
-    this.worker = new Worker(workerScript(), { workerData: { ...config, ring }, name: `tokenstream-engine-${index}` });
+    const workerData: WorkerConfig = { ...config, ring };
+    this.worker = new Worker(workerScript(), { workerData, name: `tokenstream-engine-${index}` });
+    // Starting a worker puts V8's flags back to the command line's (in the
+    // constructor, and again on the new thread before it is online): set ours again.
+    applyHeapFlags(servingHeapFlags());
+    this.online = new Promise((resolve) => {
+      this.worker.once('online', () => {
+        applyHeapFlags(servingHeapFlags());
+        resolve();
+      });
+      this.worker.once('exit', () => resolve());
+    });
     let readyResolve!: (r: WorkerReady) => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise((res, rej) => {
@@ -195,14 +211,13 @@ export class ServedModel {
     private readonly threadsPerWorker: number | undefined,
   ) {}
 
-  /** Loads the tokenizer here and the model in every worker; resolves when all are ready. */
+  /**
+   * Loads the model in every worker and the tokenizer here; resolves when all are
+   * ready. The workers start first: the tokenizer (and its encoder, built ahead of
+   * the first request) loads on this thread while they map the model.
+   */
   async start(): Promise<void> {
     try {
-      this.tokenizer = Tokenizer.load(this.path);
-      this.vocabSize = this.tokenizer.vocabSize;
-      let longest = 1;
-      for (let id = 0; id < this.vocabSize; id++) longest = Math.max(longest, this.tokenizer.tokenBytes(id).length);
-      this.maxTokenBytes = longest;
       this.threads = this.threadsPerWorker;
       for (let i = 0; i < this.opts.workers; i++) {
         this.workers.push(
@@ -215,6 +230,7 @@ export class ServedModel {
             threads: this.threadsPerWorker,
             kvType: this.opts.kvType,
             prefillChunk: this.opts.prefillChunk,
+            nice: this.opts.engineNice ?? 0,
           }),
         );
       }
@@ -223,6 +239,17 @@ export class ServedModel {
         this.loadError = new Error(message);
         this.onDown(message);
       });
+      // (After the threads are up: starting one resets V8's heap flags, see heap.ts.)
+      await Promise.all(this.workers.map((w) => w.online));
+      this.tokenizer = Tokenizer.load(this.path);
+      this.vocabSize = this.tokenizer.vocabSize;
+      // An upper bound of the longest token's bytes (the stored text's UTF-8 is never
+      // shorter than the piece it stands for): asking for every piece would fill the
+      // tokenizer's piece cache, ~9 MB for a 32k vocabulary, and take longer at start.
+      let longest = 1;
+      for (let id = 0; id < this.vocabSize; id++) longest = Math.max(longest, Buffer.byteLength(this.tokenizer.tokenText(id), 'utf8'));
+      this.maxTokenBytes = longest;
+      this.tokenizer.encode(''); // builds the encoder now rather than in the first request
       const ready = await Promise.all(this.workers.map((w) => w.ready));
       this.info = ready[0].info;
       this.contextLength = ready[0].contextLength;

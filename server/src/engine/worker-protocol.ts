@@ -5,7 +5,7 @@
 import type { KvType, LoadOptions, ModelInfo, SamplingConfig } from './types';
 
 /** Bumped on any change here: a stale compiled worker refuses to start. */
-export const WORKER_PROTOCOL_VERSION = 2;
+export const WORKER_PROTOCOL_VERSION = 3;
 
 export interface WorkerConfig {
   protocol: number;
@@ -21,6 +21,8 @@ export interface WorkerConfig {
   prefillChunk: number;
   /** The step-report ring (step-ring.ts createRing()). */
   ring: SharedArrayBuffer;
+  /** Niceness of the engine's threads (0: as the process; 1..19: yield to the main thread). */
+  nice: number;
 }
 
 /** A generation handed to a worker. Token ids are validated by the main thread. */

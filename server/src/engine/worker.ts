@@ -14,6 +14,7 @@
 // The loop runs synchronously while there is work; messages are pulled with
 // receiveMessageOnPort between steps (so a cancel takes effect within one step,
 // also during a long prompt), and the thread sleeps in its event loop when idle.
+import * as os from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Model } from './model';
 import { nowMs } from '../telemetry/clock';
@@ -402,6 +403,8 @@ function start(): void {
   }
   let engine: BatchingEngine;
   try {
+    // Before the session starts its thread pool: the pool's threads inherit this thread's niceness.
+    if (config.nice > 0) os.setPriority(0, config.nice);
     const model = Model.load(config.modelPath, config.load);
     const tokenizer = Tokenizer.load(config.modelPath);
     const contextLength = config.contextLength > 0 ? config.contextLength : Math.min(model.info.contextLength, DEFAULT_CONTEXT_CAP);

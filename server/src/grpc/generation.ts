@@ -37,7 +37,7 @@ export const DEFAULT_BACKPRESSURE: BackpressureOptions = { pauseTokens: 256, abo
 
 type WritableCall = Writable & { cancelled: boolean };
 
-/** Writers with generations to flush at the next setImmediate (one for all calls). */
+/** Writers with generations to flush once the current task is done (one flush for all calls). */
 const flushQueue = new Set<CallWriter>();
 let flushPending = false;
 
@@ -102,17 +102,17 @@ export class CallWriter {
   }
 
   /**
-   * `gen` has output to write now. Writing happens in a setImmediate, after every
-   * step report that reached this thread in the same event-loop turn has been
-   * taken in: when this thread lags behind the workers, their tokens merge into
-   * fewer messages instead of queueing up as one message per step.
+   * `gen` has output to write now. Writing happens in a microtask, after the task
+   * at hand (reading every step a worker has published so far) is done: when
+   * this thread lags behind the workers, their tokens merge into fewer messages
+   * instead of queueing up as one message per step.
    */
   schedule(gen: Generation): void {
     this.scheduled.add(gen);
     flushQueue.add(this);
     if (!flushPending) {
       flushPending = true;
-      setImmediate(runFlushQueue);
+      queueMicrotask(runFlushQueue);
     }
   }
 

@@ -33,7 +33,7 @@ export interface ModelForValidation {
   readonly vocabSize: number;
   /** Per-sequence context. */
   readonly contextLength: number;
-  /** The longest token in bytes: text longer than context × this cannot fit. */
+  /** The longest token in bytes, or more (an upper bound): text longer than context × this cannot fit. */
   readonly maxTokenBytes: number;
   encode(text: string, opts: { addSpecial: boolean; parseSpecial: boolean }): ArrayLike<number>;
   /** Rendered with the chat template and tokenized as llama.cpp's server does (one BOS, special tokens parsed). */

@@ -50,8 +50,10 @@ export class Tokenizer {
   /** what llama.cpp would warn about on load (e.g. no tokenizer.ggml.pre): for the log */
   readonly warnings: readonly string[];
 
-  private readonly spm: SpmTokenizer | null;
-  private readonly bpe: BpeTokenizer | null;
+  // The encoders are built on first use: an engine worker only decodes, and the
+  // SPM pair table alone is ~4 MB for a 32k vocabulary.
+  private spmEncoder: SpmTokenizer | null | undefined;
+  private bpeEncoder: BpeTokenizer | null | undefined;
   private readonly special: SpecialTokenSplitter;
   private readonly detokenizer: Detokenizer;
 
@@ -64,10 +66,18 @@ export class Tokenizer {
     this.model = vocab.model;
     this.pre = vocab.pre;
     this.warnings = vocab.warnings;
-    this.spm = vocab.type === 'spm' ? new SpmTokenizer(vocab) : null;
-    this.bpe = vocab.type === 'bpe' ? new BpeTokenizer(vocab) : null;
     this.special = new SpecialTokenSplitter(vocab);
     this.detokenizer = new Detokenizer(vocab);
+  }
+
+  private get spm(): SpmTokenizer | null {
+    if (this.spmEncoder === undefined) this.spmEncoder = this.vocab.type === 'spm' ? new SpmTokenizer(this.vocab) : null;
+    return this.spmEncoder;
+  }
+
+  private get bpe(): BpeTokenizer | null {
+    if (this.bpeEncoder === undefined) this.bpeEncoder = this.vocab.type === 'bpe' ? new BpeTokenizer(this.vocab) : null;
+    return this.bpeEncoder;
   }
 
   /** From a GGUF file's metadata (tokenizer.ggml.*). Throws TokenizerError. */
