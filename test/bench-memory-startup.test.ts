@@ -4,22 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { main as memoryMain } from '../scripts/bench-memory';
 import { main as startupMain } from '../scripts/bench-startup';
+import { captureStdout } from './helpers/capture-output';
 
 const TINY = path.join(__dirname, '..', 'models', 'llama-2-tiny-random.gguf');
 
 async function stdoutOf(run: () => Promise<number>): Promise<string> {
-  let stdout = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += chunk.toString();
-    return true;
-  });
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    expect(await run()).toBe(0);
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const { result, stdout } = await captureStdout(run);
+  expect(result).toBe(0);
   return stdout;
 }
 
