@@ -150,10 +150,11 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     MatmulArgs a = matmul_args(info);
     const int threads = static_cast<int>(int_arg(info, 7, "threads", 1, 256));
-    AlignedBuffer scratch(matmul_scratch_bytes(a.w.cols, a.batch));
+    const size_t scratch_bytes = matmul_scratch_bytes(a.w.cols, a.batch, threads);
+    AlignedBuffer scratch(scratch_bytes);
     Napi::Float32Array y = Napi::Float32Array::New(info.Env(), static_cast<size_t>(a.batch * a.w.rows));
     ThreadPool pool(threads);
-    a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.Data(), a.w.rows, scratch.p);
+    a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.Data(), a.w.rows, MatmulScratch{scratch.p, scratch_bytes});
     return y;
   });
 }
@@ -168,20 +169,22 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
     MatmulArgs a = matmul_args(info, copies);
     const int threads = static_cast<int>(int_arg(info, 7, "threads", 1, 256));
     const int iterations = static_cast<int>(int_arg(info, 8, "iterations", 1, 1 << 20));
-    AlignedBuffer scratch(matmul_scratch_bytes(a.w.cols, a.batch));
+    const size_t scratch_bytes = matmul_scratch_bytes(a.w.cols, a.batch, threads);
+    AlignedBuffer scratch(scratch_bytes);
+    const MatmulScratch ms{scratch.p, scratch_bytes};
     std::vector<float> y(static_cast<size_t>(a.batch * a.w.rows) + 16);
     ThreadPool pool(threads);
     const size_t matrix_bytes = a.w.row_bytes * static_cast<size_t>(a.w.rows);
     const uint8_t* base = static_cast<const uint8_t*>(a.w.data);
     for (int64_t c = 0; c < copies; ++c) {  // warm-up: page in every copy
       a.w.data = base + c * matrix_bytes;
-      a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.data(), a.w.rows, scratch.p);
+      a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.data(), a.w.rows, ms);
     }
     double best = 1e30;
     for (int i = 0; i < iterations; ++i) {
       a.w.data = base + (i % copies) * matrix_bytes;
       const auto t0 = std::chrono::steady_clock::now();
-      a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.data(), a.w.rows, scratch.p);
+      a.k.matmul(pool, a.w, a.x.Data(), a.batch, y.data(), a.w.rows, ms);
       best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return Napi::Number::New(info.Env(), best);

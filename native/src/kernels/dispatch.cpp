@@ -6,6 +6,7 @@
 #include <string>
 
 #include "bindings/errors.h"
+#include "kernels/gemm.h"
 #include "kernels/kernel_impl.h"
 #include "kernels/kernels.h"
 #include "runtime/thread_pool.h"
@@ -36,6 +37,13 @@ namespace {
 
 constexpr int kPathCount = 4;
 using TypeTable = std::array<TypeKernels, GGML_TYPE_COUNT>;
+using GemmTable = std::array<GemmKernels, GGML_TYPE_COUNT>;
+
+GemmTable build_gemm_table(PathVariant v) {
+  GemmTable t{};
+  t[GGML_Q4_0] = gemm_q4_0_kernels(v);
+  return t;
+}
 
 TypeTable build_table(PathVariant v) {
   TypeTable t{};
@@ -69,6 +77,16 @@ const TypeKernels& lookup(const Kernels& k, uint32_t type) {
   return tables[p][k.vnni ? 1 : 0][type];
 }
 
+const GemmKernels& lookup_gemm(const Kernels& k, uint32_t type) {
+  static const std::array<std::array<GemmTable, 2>, kPathCount> tables = [] {
+    std::array<std::array<GemmTable, 2>, kPathCount> all{};
+    for (int p = 0; p < kPathCount; ++p)
+      for (int vnni = 0; vnni < 2; ++vnni) all[p][vnni] = build_gemm_table({static_cast<CpuPath>(p), vnni == 1});
+    return all;
+  }();
+  return tables[static_cast<int>(k.path)][k.vnni ? 1 : 0][type];  // type and path checked by lookup
+}
+
 }  // namespace
 }  // namespace kimpl
 
@@ -80,6 +98,10 @@ size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch) {
   const size_t row = std::max({act_row_bytes(ActFormat::Q8_0, cols), act_row_bytes(ActFormat::Q8_K, cols),
                                act_row_bytes(ActFormat::Q8_0N4, cols), act_row_bytes(ActFormat::Q8_1, cols)});
   return row * static_cast<size_t>(max_batch);
+}
+
+size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch, int threads) {
+  return std::max(matmul_scratch_bytes(max_cols, max_batch), gemm_scratch_bytes(max_cols, max_batch, threads));
 }
 
 Kernels make_kernels(CpuPath path) {
@@ -102,12 +124,23 @@ void Kernels::dequantize_row(uint32_t type, const void* src, float* dst, int64_t
 
 void Kernels::matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch, float* y,
                      int64_t y_stride, void* scratch) const {
+  matmul(pool, w, x, batch, y, y_stride, MatmulScratch{scratch, 0});
+}
+
+void Kernels::matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch, float* y,
+                     int64_t y_stride, MatmulScratch ms) const {
   const TypeKernels& tk = lookup(*this, w.type);
   if (w.rows <= 0 || batch <= 0) return;
   if (w.row_bytes != ggml_row_size(w.type, w.cols) || w.cols <= 0)
     throw EngineError("INVALID_ARGUMENT", "weight matrix of " + std::to_string(w.cols) + " columns of type " +
                                               ggml_type_traits(w.type).name + " has a bad row size");
   if (batch > 1 && y_stride < w.rows) throw EngineError("INVALID_ARGUMENT", "matmul output stride is too small");
+  void* scratch = ms.data;
+  const GemmKernels& gk = lookup_gemm(*this, w.type);
+  if (gk.panel && batch >= gk.min_batch && ms.bytes >= gemm_scratch_bytes(w.cols, batch, pool.size())) {
+    gemm_matmul(pool, gk, w, x, batch, y, y_stride, static_cast<uint8_t*>(scratch));
+    return;
+  }
 
   RowsArgs a{static_cast<const uint8_t*>(w.data), w.row_bytes, w.cols,
              reinterpret_cast<const uint8_t*>(x), act_row_bytes(tk.act, w.cols), batch, y, y_stride};

@@ -40,8 +40,18 @@ struct WeightMatrix {
   size_t row_bytes = 0;
 };
 
-// Scratch for quantized activations, sized once at session creation.
+// Scratch for quantized activations, sized once at session creation. The
+// two-argument size is enough for every matmul but not for the blocked GEMM
+// path (prompts, many-sequence decode), which also needs a repacked weight
+// panel per pool thread: size with the thread count to enable it.
 size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch);
+size_t matmul_scratch_bytes(int64_t max_cols, int64_t max_batch, int threads);
+
+// A matmul scratch buffer (64-byte aligned) and its size in bytes.
+struct MatmulScratch {
+  void* data = nullptr;
+  size_t bytes = 0;
+};
 
 struct Kernels {
   CpuPath path = CpuPath::Scalar;
@@ -61,6 +71,11 @@ struct Kernels {
   // 64-byte aligned. Allocates nothing.
   void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch,
               float* y, int64_t y_stride, void* scratch) const;
+  // As above; batches of 8 or more rows take the blocked GEMM path (same
+  // results bit for bit) when the type has one on this path and the scratch
+  // holds matmul_scratch_bytes(w.cols, batch, pool.size()).
+  void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch,
+              float* y, int64_t y_stride, MatmulScratch scratch) const;
 };
 
 // The table for a path (throws if the CPU lacks it).

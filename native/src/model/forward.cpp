@@ -190,7 +190,7 @@ void Session::Forward(const BatchView& b) {
   float* v = v_.as<float>();
   float* gate = gate_.as<float>();
   float* up = up_.as<float>();
-  void* scratch = matmul_scratch_.data();
+  const MatmulScratch scratch{matmul_scratch_.data(), matmul_scratch_.bytes()};
   ThreadPool& pool = *pool_;
 
   // Token embeddings: dequantized rows of token_embd.

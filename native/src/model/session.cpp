@@ -70,7 +70,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& o)
   attn_scratch_.Reset(static_cast<size_t>(pool_->size()) * attn_scratch_stride_ * F);
   hidden_out_.Reset(static_cast<size_t>(max_outputs_) * c.n_embd * F);
   size_t scratch = 0;
-  for (int64_t cols : {c.n_embd, c.q_dim(), c.n_ff}) scratch = std::max(scratch, matmul_scratch_bytes(cols, max_batch_));
+  for (int64_t cols : {c.n_embd, c.q_dim(), c.n_ff}) scratch = std::max(scratch, matmul_scratch_bytes(cols, max_batch_, pool_->size()));
   matmul_scratch_.Reset(std::max<size_t>(scratch, 64));
   logits_ = std::make_shared<AlignedBuffer>(static_cast<size_t>(max_outputs_) * c.n_vocab * F);
 }

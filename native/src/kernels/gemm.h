@@ -1,0 +1,76 @@
+// Internal interface of the blocked GEMM path (prompt processing and
+// many-sequence decode): Kernels::matmul hands batches of at least
+// GemmKernels::min_batch activation rows to gemm_matmul (gemm.cpp), which
+// quantizes the activations once into column tiles, then gives each pool
+// task a panel of 16 weight rows. The task repacks its panel once into
+// per-thread scratch in the layout the microkernel wants (lanes = rows) and
+// multiplies it with every column tile, so the unpacking of each weight row
+// is paid once per call instead of once per 4 activation rows.
+//
+// Each type family provides its repack + microkernel (gemm_q4_0.cpp, ...);
+// they sum in the same order as the family's row kernels (each block's
+// products exactly in int32, then one fma per block into one accumulator per
+// output, blocks in order), so the results are bit-identical to theirs.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernel_impl.h"
+
+namespace ts {
+namespace kimpl {
+
+constexpr int64_t kGemmPanelRows = 16;  // one 512-bit register of int32 / f32 lanes
+constexpr int64_t kGemmTileCols = 8;    // activation columns per microkernel call
+
+// Q8_0 activations for the GEMM ("Q8_0 tiles"): columns in tiles of up to
+// kGemmTileCols; a tile of n columns holds, for each 32-block i in order,
+// n x 32 value bytes (column j's at 32 j), then n f32 scales, then n int32
+// offsets — so a microkernel call streams one sequential buffer. Tiles follow
+// each other (the last one may be narrower). The values are those of
+// quantize_q8_0 (bit for bit), XOR `value_xor` (0x80 turns them into u8 + 128
+// for weight types whose values are signed); offset = offset_mul * (sum of
+// the block's values) (Q4_0: -8, its "- 8").
+constexpr size_t kQ8_0TileBytesPerBlockCol = 32 + 4 + 4;
+size_t q8_0_tiles_bytes(int64_t cols, int64_t batch);
+inline size_t q8_0_tile_offset(int64_t nb, int64_t tile) {
+  return static_cast<size_t>(tile) * static_cast<size_t>(nb) * kGemmTileCols * kQ8_0TileBytesPerBlockCol;
+}
+
+struct GemmPanelArgs {
+  const uint8_t* w;  // weight row 0
+  size_t w_row_bytes;
+  int64_t rows;      // all weight rows (the last panel may be partial)
+  int64_t cols;
+  const uint8_t* act;  // the activation tiles
+  int64_t batch;
+  float* y;
+  int64_t y_stride;
+};
+
+// Repack rows [r0, r0 + 16) (clamped to a.rows) into `scratch` and write
+// their outputs for every column.
+using GemmPanelFn = void (*)(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch);
+
+struct GemmKernels {
+  GemmPanelFn panel = nullptr;  // null: no GEMM path for this type / CPU path
+  int64_t min_batch = 0;
+  CpuPath quantize_path = CpuPath::Scalar;  // which quantize_q8_0 variant fills the tiles
+  uint8_t value_xor = 0;
+  int32_t offset_mul = 0;
+};
+
+// Per-thread panel scratch for `cols` columns (the largest any family needs).
+size_t gemm_panel_bytes(int64_t cols);
+// Everything gemm_matmul needs in the matmul scratch.
+size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads);
+
+// Families (null panel when the path has none).
+GemmKernels gemm_q4_0_kernels(PathVariant v);
+
+// Runs the GEMM path; scratch holds gemm_scratch_bytes(w.cols, batch, pool.size()).
+void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, const float* x, int64_t batch,
+                 float* y, int64_t y_stride, uint8_t* scratch);
+
+}  // namespace kimpl
+}  // namespace ts
