@@ -19,34 +19,30 @@ constexpr size_t align64(size_t n) { return (n + 63) & ~size_t{63}; }
 void quantize_tile(const GemmKernels& g, QuantizeRowFn quantize, const float* x, int64_t cols, int64_t b0, int64_t n,
                    uint8_t* tile) {
   const int64_t nb = cols / QK8_0;
-  const size_t block_bytes = static_cast<size_t>(n) * kQ8_0TileBytesPerBlockCol;
+  const int groups = g.offset_groups, group_len = QK8_0 / groups;
+  const size_t block_bytes = q8_0_tile_block_bytes(n, groups);
   for (int64_t j = 0; j < n; ++j) {
     const float* xr = x + static_cast<size_t>(b0 + j) * cols;
     for (int64_t i = 0; i < nb; ++i) {
       block_q8_0 q;
       quantize(xr + i * QK8_0, &q, QK8_0);
       uint8_t* blk = tile + static_cast<size_t>(i) * block_bytes;
-      int32_t sum = 0;
-      uint8_t* values = blk + 32 * j;
-      for (int e = 0; e < QK8_0; ++e) {
-        sum += q.qs[e];
-        values[e] = static_cast<uint8_t>(q.qs[e]) ^ g.value_xor;
-      }
+      std::memcpy(blk + 32 * j, q.qs, QK8_0);
       const float d = fp16_to_fp32(q.d);
-      const int32_t offset = g.offset_mul * sum;
       std::memcpy(blk + 32 * n + 4 * j, &d, 4);
-      std::memcpy(blk + 36 * n + 4 * j, &offset, 4);
+      int32_t* offsets = reinterpret_cast<int32_t*>(blk + 36 * n) + groups * j;
+      for (int k = 0; k < groups; ++k) {
+        int32_t sum = 0;
+        for (int e = 0; e < group_len; ++e) sum += q.qs[k * group_len + e];
+        offsets[k] = g.offset_mul * sum;
+      }
     }
   }
 }
 }  // namespace
 
-size_t q8_0_tiles_bytes(int64_t cols, int64_t batch) {
-  return static_cast<size_t>(cols / QK8_0) * static_cast<size_t>(batch) * kQ8_0TileBytesPerBlockCol;
-}
-
 size_t gemm_panel_bytes(int64_t cols) {
-  // Q4_0: per 32-block, 8 k-steps of 64 bytes (16 rows x 4 values) and 16 f32 scales.
+  // Q4_0, Q8_0: per 32-block, 8 k-steps of 64 bytes (16 rows x 4 values) and 16 f32 scales.
   const size_t nb = static_cast<size_t>((cols + QK8_0 - 1) / QK8_0);
   return align64(nb * (8 * 64 + 64));
 }
@@ -54,7 +50,7 @@ size_t gemm_panel_bytes(int64_t cols) {
 size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads) {
   if (cols <= 0 || batch <= 0) return 0;
   const int64_t padded = (cols + QK8_0 - 1) / QK8_0 * QK8_0;
-  return align64(q8_0_tiles_bytes(padded, batch)) + static_cast<size_t>(std::max(threads, 1)) * gemm_panel_bytes(cols);
+  return align64(q8_0_tiles_bytes(padded, batch, 8)) + static_cast<size_t>(std::max(threads, 1)) * gemm_panel_bytes(cols);
 }
 
 void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, const float* x, int64_t batch,
@@ -65,7 +61,7 @@ void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, 
   const QuantizeRowFn quantize = quantize_q8_0_fn(g.quantize_path);
   auto quantize_task = [&](int t, int) {
     const int64_t b0 = t * kGemmTileCols;
-    quantize_tile(g, quantize, x, w.cols, b0, std::min(kGemmTileCols, batch - b0), act + q8_0_tile_offset(nb, t));
+    quantize_tile(g, quantize, x, w.cols, b0, std::min(kGemmTileCols, batch - b0), act + q8_0_tile_offset(nb, t, g.offset_groups));
   };
   if (batch * w.cols >= (int64_t{1} << 16)) {
     pool.parallel_for(static_cast<int>(n_tiles), quantize_task);
@@ -73,9 +69,9 @@ void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, 
     for (int t = 0; t < n_tiles; ++t) quantize_task(t, 0);
   }
 
-  uint8_t* panel_scratch = scratch + align64(q8_0_tiles_bytes(w.cols, batch));
+  uint8_t* panel_scratch = scratch + align64(q8_0_tiles_bytes(w.cols, batch, g.offset_groups));
   const size_t panel_bytes = gemm_panel_bytes(w.cols);
-  const GemmPanelArgs a{static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, act, batch, y, y_stride};
+  const GemmPanelArgs a{static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, act, g.offset_groups, batch, y, y_stride};
   const int64_t n_panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
   auto panel_task = [&](int p, int thread) {
     g.panel(a, p * kGemmPanelRows, panel_scratch + static_cast<size_t>(thread) * panel_bytes);

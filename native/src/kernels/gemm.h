@@ -25,16 +25,21 @@ constexpr int64_t kGemmTileCols = 8;    // activation columns per microkernel ca
 
 // Q8_0 activations for the GEMM ("Q8_0 tiles"): columns in tiles of up to
 // kGemmTileCols; a tile of n columns holds, for each 32-block i in order,
-// n x 32 value bytes (column j's at 32 j), then n f32 scales, then n int32
-// offsets — so a microkernel call streams one sequential buffer. Tiles follow
-// each other (the last one may be narrower). The values are those of
-// quantize_q8_0 (bit for bit), XOR `value_xor` (0x80 turns them into u8 + 128
-// for weight types whose values are signed); offset = offset_mul * (sum of
-// the block's values) (Q4_0: -8, its "- 8").
-constexpr size_t kQ8_0TileBytesPerBlockCol = 32 + 4 + 4;
-size_t q8_0_tiles_bytes(int64_t cols, int64_t batch);
-inline size_t q8_0_tile_offset(int64_t nb, int64_t tile) {
-  return static_cast<size_t>(tile) * static_cast<size_t>(nb) * kGemmTileCols * kQ8_0TileBytesPerBlockCol;
+// n x 32 value bytes (column j's at 32 j), then n f32 scales, then n x G
+// int32 offsets (column j's at G j) — so a microkernel call streams one
+// sequential buffer. Tiles follow each other (the last one may be narrower).
+// The values are those of quantize_q8_0 (bit for bit); offset g of a block
+// is offset_mul * (sum of its values in group g), the block cut into G equal
+// groups: Q4_0 (G = 1, -8) brings in its "- 8"; Q8_0 (G = 8, -128) undoes the
+// +128 that makes its signed weights unsigned, per 4-value lane group.
+inline size_t q8_0_tile_block_bytes(int64_t n, int groups) {
+  return static_cast<size_t>(n) * (32 + 4 + 4 * static_cast<size_t>(groups));
+}
+inline size_t q8_0_tiles_bytes(int64_t cols, int64_t batch, int groups) {
+  return static_cast<size_t>(cols / QK8_0) * q8_0_tile_block_bytes(batch, groups);
+}
+inline size_t q8_0_tile_offset(int64_t nb, int64_t tile, int groups) {
+  return static_cast<size_t>(tile) * static_cast<size_t>(nb) * q8_0_tile_block_bytes(kGemmTileCols, groups);
 }
 
 struct GemmPanelArgs {
@@ -43,6 +48,7 @@ struct GemmPanelArgs {
   int64_t rows;      // all weight rows (the last panel may be partial)
   int64_t cols;
   const uint8_t* act;  // the activation tiles
+  int offset_groups;   // of the tiles
   int64_t batch;
   float* y;
   int64_t y_stride;
@@ -56,7 +62,7 @@ struct GemmKernels {
   GemmPanelFn panel = nullptr;  // null: no GEMM path for this type / CPU path
   int64_t min_batch = 0;
   CpuPath quantize_path = CpuPath::Scalar;  // which quantize_q8_0 variant fills the tiles
-  uint8_t value_xor = 0;
+  int offset_groups = 1;  // G above: 1 or 8
   int32_t offset_mul = 0;
 };
 
@@ -67,6 +73,7 @@ size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads);
 
 // Families (null panel when the path has none).
 GemmKernels gemm_q4_0_kernels(PathVariant v);
+GemmKernels gemm_q8_0_kernels(PathVariant v);
 
 // Runs the GEMM path; scratch holds gemm_scratch_bytes(w.cols, batch, pool.size()).
 void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, const float* x, int64_t batch,

@@ -85,7 +85,7 @@ TS_AVX512_VNNI void q4_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
   __m512 acc[N];
 #pragma GCC unroll 8
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
-  const size_t block_bytes = static_cast<size_t>(N) * kQ8_0TileBytesPerBlockCol;
+  const size_t block_bytes = q8_0_tile_block_bytes(N, 1);
   for (int64_t i = 0; i < nb; ++i, act += block_bytes, q += kPanelBlockQuantBytes) {
     __m512i s[N];
 #pragma GCC unroll 8
@@ -116,7 +116,7 @@ void q4_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
   const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
   for (int64_t b0 = 0, t = 0; b0 < a.batch; b0 += kGemmTileCols, ++t) {
-    const uint8_t* act = a.act + q8_0_tile_offset(nb, t);
+    const uint8_t* act = a.act + q8_0_tile_offset(nb, t, 1);
     float* y = a.y + b0 * a.y_stride + r0;
     switch (std::min(kGemmTileCols, a.batch - b0)) {
       case 8: q4_0_tile<8, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
@@ -141,7 +141,7 @@ GemmKernels gemm_q4_0_kernels(PathVariant v) {
     g.panel = v.vnni ? q4_0_panel<true> : q4_0_panel<false>;
     g.min_batch = 8;
     g.quantize_path = v.path;
-    g.value_xor = 0;
+    g.offset_groups = 1;
     g.offset_mul = -8;
   }
 #else

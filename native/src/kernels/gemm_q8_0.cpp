@@ -1,0 +1,157 @@
+// GEMM path for Q8_0 weights (see gemm.h), AVX-512 with VNNI only: without
+// VNNI the unsigned side of vpmaddubsw would be w + 128 (up to 255) and its
+// int16 pair sums could saturate, so those CPUs keep the row kernels.
+//
+// Q8_0's row kernels (and ggml's vec_dot_q8_0_q8_0 and llamafile's tinyBLAS,
+// which llama.cpp uses for prompts) do NOT sum a block exactly: each output
+// keeps 8 float lanes, lane l takes the exact sum of products 4l..4l+3 of
+// every block, acc_l = fma(d_w * d_x, float(sum), acc_l), and the 8 lanes are
+// added at the end as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)). The microkernel
+// keeps that order: per (column, lane) one 16-row accumulator, so a column
+// costs 8 accumulators and a block 8 conversions and fmas per column — about
+// twice Q4_0's GEMM per product, for the same bits as the row kernels.
+//
+// Panel layout: as Q4_0's (gemm_q4_0.cpp), 8 k-steps of 64 bytes per block —
+// lane r = row r's values 4k..4k+3 — XOR 0x80 (signed to u8 + 128), then the
+// 16 rows' f32 scales. The activation tiles carry -128 * (sum of each lane
+// group's 4 values) to undo the + 128 exactly.
+#pragma GCC optimize("fp-contract=off")
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/gemm.h"
+#include "kernels/simd.h"
+
+namespace ts {
+namespace kimpl {
+
+#if defined(__x86_64__)
+namespace {
+
+constexpr size_t kPanelBlockQuantBytes = 8 * 64;
+constexpr int kGroups = 8;  // offset groups per block in the activation tiles
+
+TS_AVX512 void repack_q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+  const int64_t nb = a.cols / QK8_0;
+  const uint8_t* base = a.w + static_cast<size_t>(r0) * a.w_row_bytes;
+  alignas(64) int32_t offs[16];
+  for (int r = 0; r < 16; ++r)
+    offs[r] = static_cast<int32_t>(static_cast<size_t>(std::min<int64_t>(r, a.rows - 1 - r0)) * a.w_row_bytes);
+  const __m512i gather_index = _mm512_load_si512(offs);
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+  uint8_t* q = scratch;
+  float* d = reinterpret_cast<float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
+  for (int64_t i = 0; i < nb; ++i, q += kPanelBlockQuantBytes) {
+    const uint8_t* blk = base + i * sizeof(block_q8_0);
+    for (int h = 0; h < 2; ++h) {  // values 16h..16h+15
+      // A[k] 128-bit lane j: row 4j + k's 16 values
+      __m512i A[4];
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t* v = blk + 2 + 16 * h;
+        __m512i t = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[k])));
+        t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[4 + k])), 1);
+        t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[8 + k])), 2);
+        A[k] = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[12 + k])), 3);
+      }
+      const __m512i t0 = _mm512_unpacklo_epi32(A[0], A[1]), t1 = _mm512_unpackhi_epi32(A[0], A[1]);
+      const __m512i t2 = _mm512_unpacklo_epi32(A[2], A[3]), t3 = _mm512_unpackhi_epi32(A[2], A[3]);
+      _mm512_store_si512(q + 64 * (4 * h + 0), _mm512_xor_si512(_mm512_unpacklo_epi64(t0, t2), bias));
+      _mm512_store_si512(q + 64 * (4 * h + 1), _mm512_xor_si512(_mm512_unpackhi_epi64(t0, t2), bias));
+      _mm512_store_si512(q + 64 * (4 * h + 2), _mm512_xor_si512(_mm512_unpacklo_epi64(t1, t3), bias));
+      _mm512_store_si512(q + 64 * (4 * h + 3), _mm512_xor_si512(_mm512_unpackhi_epi64(t1, t3), bias));
+    }
+    const __m512i dd = _mm512_i32gather_epi32(gather_index, blk, 1);
+    _mm512_store_ps(d + 16 * i, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
+  }
+}
+
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The panel's 16 rows times columns j0..j0+N-1 of a tile of n columns.
+template <int N>
+TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* act, int64_t n, int64_t j0, int64_t nb,
+                              float* y, int64_t y_stride, __mmask16 mask) {
+  __m512 acc[N][8];
+#pragma GCC unroll 8
+  for (int j = 0; j < N; ++j)
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) acc[j][l] = _mm512_setzero_ps();
+  const size_t block_bytes = q8_0_tile_block_bytes(n, kGroups);
+  for (int64_t i = 0; i < nb; ++i, act += block_bytes, q += kPanelBlockQuantBytes) {
+    const uint8_t* values = act + 32 * j0;
+    const uint8_t* dx = act + 32 * n + 4 * j0;
+    const uint8_t* offsets = act + 36 * n + 4 * kGroups * j0;
+    const __m512 d = _mm512_load_ps(dw + 16 * i);
+    __m512 ds[N];
+#pragma GCC unroll 8
+    for (int j = 0; j < N; ++j) {
+      float s;
+      std::memcpy(&s, dx + 4 * j, 4);
+      ds[j] = _mm512_mul_ps(d, _mm512_set1_ps(s));
+    }
+#pragma GCC unroll 8
+    for (int l = 0; l < 8; ++l) {
+      const __m512i w = _mm512_load_si512(q + 64 * l);
+#pragma GCC unroll 8
+      for (int j = 0; j < N; ++j) {
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_set1_epi32(load_i32(offsets + 4 * (kGroups * j + l))), w,
+                                              _mm512_set1_epi32(load_i32(values + 32 * j + 4 * l)));
+        acc[j][l] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), ds[j], acc[j][l]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < N; ++j) {
+    const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][4]), _mm512_add_ps(acc[j][2], acc[j][6])),
+                                   _mm512_add_ps(_mm512_add_ps(acc[j][1], acc[j][5]), _mm512_add_ps(acc[j][3], acc[j][7])));
+    _mm512_mask_storeu_ps(y + j * y_stride, mask, s);
+  }
+}
+
+constexpr int64_t kCols = 3;  // columns per microkernel call (8 accumulators each)
+
+void q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+  repack_q8_0_panel(a, r0, scratch);
+  const int64_t nb = a.cols / QK8_0;
+  const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
+  const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
+  const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+  for (int64_t b0 = 0, t = 0; b0 < a.batch; b0 += kGemmTileCols, ++t) {
+    const uint8_t* act = a.act + q8_0_tile_offset(nb, t, kGroups);
+    const int64_t n = std::min(kGemmTileCols, a.batch - b0);
+    for (int64_t j0 = 0; j0 < n; j0 += kCols) {
+      float* y = a.y + (b0 + j0) * a.y_stride + r0;
+      switch (std::min(kCols, n - j0)) {
+        case 3: q8_0_tile<3>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+        case 2: q8_0_tile<2>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+        default: q8_0_tile<1>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+#endif  // __x86_64__
+
+GemmKernels gemm_q8_0_kernels(PathVariant v) {
+  GemmKernels g;
+#if defined(__x86_64__)
+  if (v.path == CpuPath::Avx512 && v.vnni) {
+    g.panel = q8_0_panel;
+    g.min_batch = 8;
+    g.quantize_path = v.path;
+    g.offset_groups = kGroups;
+    g.offset_mul = -128;
+  }
+#else
+  (void)v;
+#endif
+  return g;
+}
+
+}  // namespace kimpl
+}  // namespace ts
