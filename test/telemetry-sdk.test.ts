@@ -118,6 +118,31 @@ describe('Prometheus endpoint', () => {
   });
 });
 
+describe('what the SDK loads', () => {
+  // NodeSDK drags in every exporter it knows; a metrics-only server does without it.
+  test('metrics only: no sdk-node, a working MeterProvider; tracing: NodeSDK', async () => {
+    const sdkJs = builtModule('server/src/telemetry/sdk');
+    const child = `
+      const { metrics } = require('@opentelemetry/api');
+      const { startTelemetry } = require(${JSON.stringify(sdkJs)});
+      const handle = startTelemetry({ role: 'server' });
+      const loaded = Object.keys(require.cache).some((k) => k.includes('/@opentelemetry/sdk-node/'));
+      metrics.getMeter('t').createCounter('probe_total').add(3);
+      handle.prometheus.collect().then(({ resourceMetrics }) => {
+        const names = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics.map((m) => m.descriptor.name));
+        process.stdout.write(JSON.stringify({ tracing: handle.tracing, loaded, names }));
+        return handle.shutdown();
+      });
+    `;
+    const lean = await runNode(child, {});
+    expect(lean.code).toBe(0);
+    expect(JSON.parse(lean.stdout)).toEqual({ tracing: false, loaded: false, names: ['probe_total'] });
+    const full = await runNode(child, { OTEL_TRACES_EXPORTER: 'console' });
+    expect(full.code).toBe(0);
+    expect(JSON.parse(full.stdout)).toEqual({ tracing: true, loaded: true, names: ['probe_total'] });
+  });
+});
+
 describe('OTLP export', () => {
   // The OTLP exporters load their HTTP transport with a dynamic import(), which
   // jest's VM cannot run: export from a real Node process built from dist/.

