@@ -82,7 +82,7 @@ const T* TypedArrayArg(const Napi::Value& v, const char* what, size_t min_len) {
   return arr.Data();
 }
 
-// modelLoad(path, {cpu, prefetch, lock}) -> handle
+// modelLoad(path, {cpu, prefetch, lock, load: 'mmap' | 'read'}) -> handle
 Napi::Value ModelLoad(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     if (!info[0].IsString()) throw EngineError("INVALID_ARGUMENT", "model path must be a string");
@@ -93,6 +93,12 @@ Napi::Value ModelLoad(const Napi::CallbackInfo& info) {
       if (cpu.IsString()) opts.cpu = cpu.As<Napi::String>().Utf8Value();
       opts.prefetch = BoolProp(o, "prefetch");
       opts.lock = BoolProp(o, "lock");
+      Napi::Value load = o.Get("load");
+      if (!load.IsUndefined() && !load.IsNull()) {
+        const std::string mode = load.IsString() ? load.As<Napi::String>().Utf8Value() : "";
+        if (mode == "read") opts.load_mode = GgufLoadMode::Read;
+        else if (mode != "mmap") throw EngineError("INVALID_ARGUMENT", "load must be 'mmap' or 'read'");
+      }
     }
     auto* h = new ModelHandle{Model::Load(info[0].As<Napi::String>().Utf8Value(), opts)};
     return Napi::External<ModelHandle>::New(info.Env(), h, [](Napi::Env, ModelHandle* p) { delete p; });
@@ -138,6 +144,7 @@ Napi::Value ModelInfoFn(const Napi::CallbackInfo& info) {
     o.Set("cpuPath", cpu_path_name(m.kernels().path));
     o.Set("physicalCores", physical_core_count());
     o.Set("instanceId", static_cast<double>(m.instance_id()));
+    o.Set("loadMode", m.file().load_mode() == GgufLoadMode::Read ? "read" : "mmap");
     const GgufValue* eos = m.file().Find("tokenizer.ggml.eos_token_id");
     o.Set("eosTokenId", eos && eos->type != GgufType::STRING && eos->type != GgufType::ARRAY
                             ? Napi::Value(Napi::Number::New(env, static_cast<double>(eos->u64)))
@@ -181,6 +188,8 @@ Napi::Value SessionCreate(const Napi::CallbackInfo& info) {
     opts.max_batch = static_cast<int>(IntProp(o, "maxBatch", 512, -kMax, kMax));
     opts.max_outputs = static_cast<int>(IntProp(o, "maxOutputs", 0, -kMax, kMax));
     opts.threads = static_cast<int>(IntProp(o, "threads", 0, -kMax, kMax));
+    Napi::Value reuse = o.Get("reuseBuffers");
+    if (!reuse.IsUndefined() && !reuse.IsNull()) opts.reuse_buffers = reuse.ToBoolean().Value();
     Napi::Value kv = o.Get("kvType");
     if (kv.IsString()) {
       const std::string s = kv.As<Napi::String>().Utf8Value();

@@ -1,5 +1,6 @@
-// GgufFile: owns the read-only mapping of one GGUF file; tensors and metadata
-// arrays point into it, so it must outlive every model that uses them.
+// GgufFile: owns the read-only mapping (or the heap copy) of one GGUF file;
+// tensors and metadata arrays point into it, so it must outlive every model
+// that uses them.
 #include "gguf/gguf.h"
 
 #include <fcntl.h>
@@ -7,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "bindings/errors.h"
@@ -20,9 +23,35 @@ namespace {
 [[noreturn]] void IoError(const std::string& path, const std::string& what, int err) {
   throw EngineError("IO_ERROR", path + ": " + what + ": " + std::strerror(err));
 }
+
+// The whole file into a page-aligned heap block (aligned like a mapping, so
+// tensor data keeps the alignment the file gives it). Returns nullptr with
+// errno set on failure.
+uint8_t* ReadWhole(int fd, uint64_t size) {
+  void* p = nullptr;
+  if (::posix_memalign(&p, 4096, static_cast<size_t>(size)) != 0) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  uint8_t* buf = static_cast<uint8_t*>(p);
+  uint64_t done = 0;
+  while (done < size) {
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(size - done, 1u << 30));
+    const ssize_t n = ::pread(fd, buf + done, chunk, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n == 0 ? EIO : errno;  // 0: the file shrank under us
+      std::free(buf);
+      errno = err;
+      return nullptr;
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return buf;
+}
 }  // namespace
 
-std::unique_ptr<GgufFile> GgufFile::Open(const std::string& path) {
+std::unique_ptr<GgufFile> GgufFile::Open(const std::string& path, GgufLoadMode mode) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) IoError(path, "cannot open", errno);
   struct stat st;
@@ -38,7 +67,16 @@ std::unique_ptr<GgufFile> GgufFile::Open(const std::string& path) {
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->path_ = path;
   file->size_ = static_cast<uint64_t>(st.st_size);
-  if (file->size_ > 0) {  // mmap refuses length 0; the parser reports the empty file
+  file->mode_ = mode;
+  if (file->size_ > 0 && mode == GgufLoadMode::Read) {
+    uint8_t* buf = ReadWhole(fd, file->size_);
+    if (!buf) {
+      const int err = errno;
+      ::close(fd);
+      IoError(path, "cannot read", err);
+    }
+    file->base_ = buf;
+  } else if (file->size_ > 0) {  // mmap refuses length 0; the parser reports the empty file
     void* p = ::mmap(nullptr, static_cast<size_t>(file->size_), PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
@@ -48,12 +86,16 @@ std::unique_ptr<GgufFile> GgufFile::Open(const std::string& path) {
     file->base_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);  // the mapping keeps the file alive
-  ParseGguf(*file);  // throws GGUF_INVALID; the unique_ptr unmaps
+  ParseGguf(*file);  // throws GGUF_INVALID; the unique_ptr unmaps / frees
   return file;
 }
 
 GgufFile::~GgufFile() {
-  if (base_) ::munmap(const_cast<uint8_t*>(base_), static_cast<size_t>(size_));
+  if (!base_) return;
+  if (mode_ == GgufLoadMode::Read)
+    std::free(const_cast<uint8_t*>(base_));
+  else
+    ::munmap(const_cast<uint8_t*>(base_), static_cast<size_t>(size_));
 }
 
 const GgufValue* GgufFile::Find(const std::string& key) const {
@@ -119,7 +161,8 @@ std::string GgufFile::RequireString(const std::string& key) const {
 }
 
 void GgufFile::Prefetch() const {
-  if (base_) ::madvise(const_cast<uint8_t*>(base_), static_cast<size_t>(size_), MADV_WILLNEED);
+  // A heap copy is resident already.
+  if (base_ && mode_ == GgufLoadMode::Map) ::madvise(const_cast<uint8_t*>(base_), static_cast<size_t>(size_), MADV_WILLNEED);
 }
 
 bool GgufFile::Lock() const {

@@ -1,5 +1,6 @@
-// GGUF reader: memory-maps a file read-only and exposes metadata and tensor
-// views in place (no copy of weight data). Every count, length, dimension,
+// GGUF reader: memory-maps a file read-only (or, on request, reads it whole
+// into one aligned heap block) and exposes metadata and tensor views in place
+// (no further copy of weight data). Every count, length, dimension,
 // type and offset is checked against the file size before use; a bad file
 // throws EngineError("GGUF_INVALID", "...what and where...").
 #pragma once
@@ -53,12 +54,19 @@ struct GgufTensorInfo {
   int64_t nelements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
 
+// How the file's bytes get into memory. Map: a read-only private mapping, paged
+// in on first use and shared by every process that maps the file. Read: read()
+// into a 4096-byte aligned heap block at open (resident, private to the
+// process: the ablation counterpart of the mapping). The parser sees the same
+// bytes and applies the same bounds checks either way.
+enum class GgufLoadMode { Map, Read };
+
 class GgufFile {
  public:
-  // Throws EngineError: IO_ERROR (cannot open/map), GGUF_INVALID (malformed).
+  // Throws EngineError: IO_ERROR (cannot open/map/read), GGUF_INVALID (malformed).
   // Tensor types that ggml defines but the engine cannot compute are accepted
   // here; the model loader refuses them with MODEL_UNSUPPORTED.
-  static std::unique_ptr<GgufFile> Open(const std::string& path);
+  static std::unique_ptr<GgufFile> Open(const std::string& path, GgufLoadMode mode = GgufLoadMode::Map);
   ~GgufFile();
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
@@ -68,6 +76,7 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   const std::string& path() const { return path_; }
+  GgufLoadMode load_mode() const { return mode_; }
 
   const std::vector<GgufKV>& metadata() const { return kvs_; }
   const GgufValue* Find(const std::string& key) const;  // nullptr if absent
@@ -94,6 +103,7 @@ class GgufFile {
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
+  GgufLoadMode mode_ = GgufLoadMode::Map;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

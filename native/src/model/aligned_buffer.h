@@ -1,8 +1,9 @@
 // A fixed-size, 64-byte aligned, uninitialised heap block. Sessions allocate
-// all of them at creation so that a decode step allocates nothing.
+// all of them at creation so that a decode step allocates nothing. Allocated
+// with the aligned global operator new, so the addon's allocation counter
+// (allocation_counter.cpp) sees them.
 #pragma once
 #include <cstddef>
-#include <cstdlib>
 #include <new>
 #include <utility>
 
@@ -12,7 +13,7 @@ class AlignedBuffer {
  public:
   AlignedBuffer() = default;
   explicit AlignedBuffer(size_t bytes) { Reset(bytes); }
-  ~AlignedBuffer() { std::free(data_); }
+  ~AlignedBuffer() { Free(); }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
   AlignedBuffer(AlignedBuffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
@@ -23,14 +24,10 @@ class AlignedBuffer {
   }
 
   void Reset(size_t bytes) {
-    std::free(data_);
-    data_ = nullptr;
-    bytes_ = 0;
+    Free();
     if (bytes == 0) return;
     const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = nullptr;
-    if (posix_memalign(&p, 64, rounded) != 0) throw std::bad_alloc();
-    data_ = p;
+    data_ = ::operator new(rounded, std::align_val_t{64});
     bytes_ = rounded;
   }
 
@@ -40,6 +37,11 @@ class AlignedBuffer {
   size_t bytes() const { return bytes_; }
 
  private:
+  void Free() {
+    if (data_) ::operator delete(data_, std::align_val_t{64});
+    data_ = nullptr;
+    bytes_ = 0;
+  }
   void* data_ = nullptr;
   size_t bytes_ = 0;
 };

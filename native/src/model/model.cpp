@@ -43,7 +43,8 @@ Model::Model(std::unique_ptr<GgufFile> file, CpuPath path)
 
 std::shared_ptr<const Model> Model::Load(const std::string& path, const ModelLoadOptions& opts) {
   const CpuPath cpu = select_cpu_path(opts.cpu);
-  const std::string key = CanonicalPath(path) + "\n" + cpu_path_name(cpu);
+  const std::string key = CanonicalPath(path) + "\n" + cpu_path_name(cpu) +
+                          (opts.load_mode == GgufLoadMode::Read ? "\nread" : "");
   std::shared_ptr<const Model> model;
   {
     std::lock_guard<std::mutex> lock(g_registry_mutex);
@@ -52,7 +53,7 @@ std::shared_ptr<const Model> Model::Load(const std::string& path, const ModelLoa
     auto it = Registry().find(key);
     if (it != Registry().end()) model = it->second.lock();
     if (!model) {
-      model = std::make_shared<const Model>(GgufFile::Open(path), cpu);
+      model = std::make_shared<const Model>(GgufFile::Open(path, opts.load_mode), cpu);
       Registry()[key] = model;
     }
   }

@@ -18,12 +18,13 @@ struct ModelLoadOptions {
   std::string cpu;        // kernel path override ("" = best available)
   bool prefetch = false;  // read the mapping ahead
   bool lock = false;      // mlock the tensor data
+  GgufLoadMode load_mode = GgufLoadMode::Map;  // Read: a heap copy (ablation of the mapping)
 };
 
 class Model {
  public:
-  // Returns the already-loaded model for the same file and kernel path if one
-  // is alive anywhere in the process, else loads it. Throws EngineError.
+  // Returns the already-loaded model for the same file, kernel path and load
+  // mode if one is alive anywhere in the process, else loads it. Throws EngineError.
   static std::shared_ptr<const Model> Load(const std::string& path, const ModelLoadOptions& opts);
 
   const GgufFile& file() const { return *file_; }

@@ -32,6 +32,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& o)
                                    : o.context_length),
       max_batch_((RequireRange("maxBatch", o.max_batch, 1, 1 << 20), o.max_batch)),
       max_outputs_(o.max_outputs == 0 ? std::min(o.max_batch, o.max_sequences) : o.max_outputs),
+      reuse_buffers_(o.reuse_buffers),
       pool_(new ThreadPool(ResolveThreads(o.threads))),
       kv_((RequireRange("contextLength", n_ctx_, 1, model_->config().n_ctx_train), model_->config().n_layer),
           max_sequences_, n_ctx_, model_->config().kv_dim(), o.kv_type) {
@@ -115,8 +116,15 @@ void Session::Validate(const BatchView& b) {
                                               std::to_string(max_outputs_) + " (maxOutputs)");
 }
 
+void Session::ReallocateScratch() {
+  // Not logits_: JS holds a view of it.
+  for (AlignedBuffer* buf : {&x_, &xb_, &q_, &k_, &v_, &attn_, &proj_, &gate_, &up_, &rope_, &attn_scratch_, &hidden_out_, &matmul_scratch_})
+    buf->Reset(buf->bytes());
+}
+
 int Session::Decode(const BatchView& b) {
   Validate(b);
+  if (!reuse_buffers_) ReallocateScratch();
   Forward(b);
   for (int i = 0; i < b.n; ++i) seq_len_[b.seq[i]] = b.pos[i] + 1;
   return n_out_;

@@ -24,6 +24,9 @@ struct SessionOptions {
   int max_outputs = 0;     // logits rows per Decode; 0 = min(max_batch, max_sequences)
   int threads = 0;         // 0 = physical cores
   KvType kv_type = KvType::F16;
+  // false (ablation/debug only): the step's activation and scratch buffers are
+  // allocated anew for every Decode instead of once at creation.
+  bool reuse_buffers = true;
 };
 
 // One Decode batch: parallel arrays of n entries.
@@ -74,6 +77,8 @@ class Session {
 
  private:
   void Validate(const BatchView& b);
+  // Allocates every activation/scratch buffer anew at its size (reuse_buffers = false).
+  void ReallocateScratch();
   void Forward(const BatchView& b);
   void ComputeRope(const BatchView& b);
   void Attention(int layer, const BatchView& b);
@@ -97,6 +102,7 @@ class Session {
   const Kernels& kernels_;
   const AttentionKernels& attn_kernels_;
   int max_sequences_, n_ctx_, max_batch_, max_outputs_;
+  bool reuse_buffers_;
   std::unique_ptr<ThreadPool> pool_;
   KvCache kv_;
   std::vector<int32_t> seq_len_;     // tokens cached per slot

@@ -51,6 +51,34 @@ export const SERVE_OPTIONS: OptionSpec[] = [
     help: 'at load, ask the kernel to read the whole model file ahead (madvise WILLNEED) instead of paging it in on first use',
   },
   {
+    name: 'load',
+    env: 'TOKENSTREAM_LOAD',
+    kind: 'string',
+    default: 'mmap',
+    arg: 'mmap|read',
+    help: 'how the model file gets into memory: mmap maps it (shared by every worker, paged in on use); read copies it into each process\'s heap at load (an ablation)',
+  },
+  {
+    name: 'max-batch-sequences',
+    env: 'TOKENSTREAM_MAX_BATCH_SEQUENCES',
+    kind: 'int',
+    default: 0,
+    arg: 'N',
+    help: 'most sequences in one forward pass (0 = all: continuous batching); 1 turns batching off, the sequences take turns (an ablation)',
+  },
+  {
+    name: 'no-buffer-reuse',
+    env: 'TOKENSTREAM_NO_BUFFER_REUSE',
+    kind: 'boolean',
+    help: 'allocate the activation and scratch buffers in every decode step instead of once per worker (an ablation)',
+  },
+  {
+    name: 'no-coalesce',
+    env: 'TOKENSTREAM_NO_COALESCE',
+    kind: 'boolean',
+    help: 'write every token as its own message even when the client is behind, instead of merging the tokens it has not taken yet (an ablation)',
+  },
+  {
     name: 'mlock',
     env: 'TOKENSTREAM_MLOCK',
     kind: 'boolean',
@@ -100,6 +128,8 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
   if (kvType !== 'f16' && kvType !== 'f32') throw new UsageError(`--kv-type: f16 or f32, got '${kvType}'`);
   const cpu = values.cpu as string | undefined;
   if (cpu !== undefined && !['scalar', 'avx2', 'avx512', 'neon'].includes(cpu)) throw new UsageError(`--cpu: scalar, avx2, avx512 or neon, got '${cpu}'`);
+  const load = values.load as string;
+  if (load !== 'mmap' && load !== 'read') throw new UsageError(`--load: mmap or read, got '${load}'`);
   const port = values.port as number;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: 0..65535, got ${port}`);
   let metricsPort: number | undefined;
@@ -122,17 +152,21 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
     queueLimit: positiveInt('queue-limit', values['queue-limit'], 0),
     engineNice: niceness(values['engine-nice']),
     prefillChunk: positiveInt('prefill-chunk', values['prefill-chunk']),
+    maxBatchSequences: positiveInt('max-batch-sequences', values['max-batch-sequences'], 0),
+    reuseBuffers: !values['no-buffer-reuse'],
     graceMs: positiveInt('grace-ms', values['grace-ms'], 0),
     transport: { maxReceiveMessageBytes: positiveInt('max-message-bytes', values['max-message-bytes'], 1024) },
     backpressure: {
       ...DEFAULT_BACKPRESSURE,
       pauseTokens: positiveInt('pause-tokens', values['pause-tokens']),
       stallMs: positiveInt('stall-ms', values['stall-ms'], 0),
+      coalesce: !values['no-coalesce'],
     },
     load: {
       ...(cpu ? { cpu: cpu as CpuPathName } : {}),
       ...(values.prefetch ? { prefetch: true } : {}),
       ...(values.mlock ? { lock: true } : {}),
+      ...(load === 'read' ? { load: 'read' as const } : {}),
     },
   };
 }
@@ -188,7 +222,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   });
   try {
     await server.ready;
-    const m = [...server.pool.models.values()].map((x) => `${x.name} (${x.info?.architecture}, ${x.workers.length}×${x.maxSequences} slots, ctx ${x.contextLength}, ${x.info?.cpuPath})`);
+    const m = [...server.pool.models.values()].map(
+      (x) => `${x.name} (${x.info?.architecture}, ${x.workers.length}×${x.maxSequences} slots, ctx ${x.contextLength}, ${x.info?.cpuPath}, ${(x.info as { loadMode?: string } | undefined)?.loadMode ?? 'mmap'})`,
+    );
     log(`serving ${m.join('; ')}`);
   } catch (err) {
     log(`failed to load: ${err instanceof Error ? err.message : String(err)}`);

@@ -21,12 +21,19 @@ export interface NativeModelInfo extends ModelInfo {
   eosTokenId: number | null;
   /** process-unique id of the native model: equal ids share one mapping (e.g. across workers) */
   instanceId: number;
+  /** how the file is held: mapped, or read into a heap block (LoadOptions.load) */
+  loadMode: 'mmap' | 'read';
 }
 
 /** Session options the engine accepts beyond the contract. */
 export interface EngineSessionOptions extends SessionOptions {
   /** logits rows one decode() may return; default min(maxBatch, maxSequences) */
   maxOutputs?: number;
+  /**
+   * false (ablation/debug only): the step's activation and scratch buffers are
+   * allocated anew in every decode() instead of once at creation. Default true.
+   */
+  reuseBuffers?: boolean;
 }
 
 export const DEFAULT_SAMPLING: SamplingConfig = {
@@ -69,6 +76,7 @@ export class Model {
       cpu,
       prefetch: opts.prefetch ?? false,
       lock: opts.lock ?? false,
+      load: opts.load ?? 'mmap',
     });
     return new Model(addon, handle);
   }

@@ -80,6 +80,12 @@ export interface LoadOptions {
   prefetch?: boolean;
   /** mlock the mapping */
   lock?: boolean;
+  /**
+   * how the file gets into memory: 'mmap' (default) maps it read-only, shared by
+   * every worker and process; 'read' reads it whole into a heap block at load
+   * (resident, private: the ablation counterpart of the mapping)
+   */
+  load?: 'mmap' | 'read';
 }
 
 export interface SessionOptions {

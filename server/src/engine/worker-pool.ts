@@ -35,6 +35,10 @@ export interface EngineOptions {
   /** Niceness of the engine threads (default 0 = the process's). */
   engineNice?: number;
   load?: LoadOptions;
+  /** Most sequences per step (default 0 = all: continuous batching); 1 = batching off (ablation). */
+  maxBatchSequences?: number;
+  /** false (ablation): step buffers allocated in every decode. Default true. */
+  reuseBuffers?: boolean;
 }
 
 /** The compiled worker script (ts-jest runs sources, but a worker needs JavaScript). */
@@ -231,6 +235,8 @@ export class ServedModel {
             kvType: this.opts.kvType,
             prefillChunk: this.opts.prefillChunk,
             nice: this.opts.engineNice ?? 0,
+            maxBatchSequences: this.opts.maxBatchSequences ?? 0,
+            reuseBuffers: this.opts.reuseBuffers ?? true,
           }),
         );
       }

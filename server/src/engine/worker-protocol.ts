@@ -5,7 +5,7 @@
 import type { KvType, LoadOptions, ModelInfo, SamplingConfig } from './types';
 
 /** Bumped on any change here: a stale compiled worker refuses to start. */
-export const WORKER_PROTOCOL_VERSION = 3;
+export const WORKER_PROTOCOL_VERSION = 4;
 
 export interface WorkerConfig {
   protocol: number;
@@ -23,6 +23,13 @@ export interface WorkerConfig {
   ring: SharedArrayBuffer;
   /** Niceness of the engine's threads (0: as the process; 1..19: yield to the main thread). */
   nice: number;
+  /**
+   * Most sequences in one step's batch (0: all; continuous batching). Above 0
+   * (ablation: 1 = batching off) the sequences take turns, round robin.
+   */
+  maxBatchSequences: number;
+  /** false (ablation): the session allocates its step buffers in every decode (SessionOptions.reuseBuffers). */
+  reuseBuffers: boolean;
 }
 
 /** A generation handed to a worker. Token ids are validated by the main thread. */

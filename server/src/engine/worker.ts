@@ -11,6 +11,9 @@
 //              detokenize and match stop strings, write one report frame into
 //              the ring shared with the main thread (step-ring.ts).
 //
+// With maxBatchSequences > 0 (an ablation: 1 = batching off) a step takes at
+// most that many sequences, each a token or a prompt chunk, in turns.
+//
 // The loop runs synchronously while there is work; messages are pulled with
 // receiveMessageOnPort between steps (so a cancel takes effect within one step,
 // also during a long prompt), and the thread sleeps in its event loop when idle.
@@ -78,6 +81,8 @@ class BatchingEngine {
   private readonly byId = new Map<number, Sequence>();
   private readonly batch: Batch;
   private readonly batchSeqs: Sequence[];
+  /** buildLimitedBatch's sequences of the step (kept to allocate nothing per step) */
+  private readonly served: Sequence[] = [];
   private readonly report: StepWriter;
   private running = false;
   private closing = false;
@@ -88,6 +93,8 @@ class BatchingEngine {
     private readonly session: Session,
     private readonly tokenizer: Tokenizer,
     private readonly prefillChunk: number,
+    /** 0: every sequence in every step; else at most this many, round robin */
+    private readonly maxBatchSequences = 0,
   ) {
     this.slots = new Array(session.maxSequences).fill(null);
     const cap = session.maxBatch;
@@ -221,6 +228,7 @@ class BatchingEngine {
 
   /** Fills the batch; returns the number of entries. */
   private buildBatch(): number {
+    if (this.maxBatchSequences > 0) return this.buildLimitedBatch(this.maxBatchSequences);
     const b = this.batch;
     const cap = b.seq.length;
     const ctx = this.session.contextLength;
@@ -261,6 +269,59 @@ class BatchingEngine {
       }
       s.fed = end;
       s.pos = end;
+    }
+    b.length = n;
+    return n;
+  }
+
+  /**
+   * At most `limit` sequences: the first ones in `active` that can run, each
+   * with its token or its next prompt chunk; those then move to the back of
+   * `active`, so every sequence gets its turn (round robin).
+   */
+  private buildLimitedBatch(limit: number): number {
+    const b = this.batch;
+    const cap = b.seq.length;
+    const ctx = this.session.contextLength;
+    const served = this.served;
+    served.length = 0;
+    let n = 0;
+    for (let i = 0; i < this.active.length && served.length < limit; i++) {
+      const s = this.active[i];
+      if (s.paused) continue;
+      if (s.fed >= s.prompt.length) {
+        if (s.pos >= ctx) {
+          this.report.add(s.id, -1, Finish.Length, this.flushText(s).text, -1);
+          this.release(s);
+          i--;
+          continue;
+        }
+        b.seq[n] = s.slot;
+        b.token[n] = s.lastToken;
+        b.pos[n] = s.pos;
+        b.logits[n] = 1;
+        this.batchSeqs[n] = s;
+        s.pos++;
+        n++;
+      } else {
+        const end = Math.min(s.prompt.length, (Math.floor(s.fed / this.prefillChunk) + 1) * this.prefillChunk);
+        if (n + end - s.fed > cap) break;
+        for (let p = s.fed; p < end; p++) {
+          b.seq[n] = s.slot;
+          b.token[n] = s.prompt[p];
+          b.pos[n] = p;
+          b.logits[n] = p === s.prompt.length - 1 ? 1 : 0;
+          this.batchSeqs[n] = s;
+          n++;
+        }
+        s.fed = end;
+        s.pos = end;
+      }
+      served.push(s);
+    }
+    for (const s of served) {
+      this.active.splice(this.active.indexOf(s), 1);
+      this.active.push(s);
     }
     b.length = n;
     return n;
@@ -414,8 +475,9 @@ function start(): void {
       maxBatch: config.prefillChunk + config.maxSequences,
       threads: config.threads,
       kvType: config.kvType,
+      reuseBuffers: config.reuseBuffers,
     });
-    engine = new BatchingEngine(model, session, tokenizer, config.prefillChunk);
+    engine = new BatchingEngine(model, session, tokenizer, config.prefillChunk, config.maxBatchSequences);
     post({ type: 'ready', info: model.info, contextLength: session.contextLength, maxSequences: session.maxSequences });
   } catch (err) {
     const code = (err as { code?: string }).code;

@@ -8,6 +8,10 @@
 // other sequences keep going); if the client still hasn't read after `stallMs`
 // (or `abortTokens` pile up) the generation ends with RESOURCE_EXHAUSTED.
 //
+// With `coalesce: false` (an ablation) every token is written at once as its
+// own message, whatever the call's state; the messages grpc-js has not sent
+// yet count as the pending tokens for pausing.
+//
 // Per token nothing is allocated here: ids and UTF-8 text are copied from the
 // step ring into the generation's PendingChunk, which encodes each message
 // itself (written as a Buffer; see serializeResponse in service.ts).
@@ -31,9 +35,11 @@ export interface BackpressureOptions {
   abortTokens: number;
   /** How long a paused generation waits for the client before RESOURCE_EXHAUSTED. */
   stallMs: number;
+  /** Merge the tokens a call cannot take yet into one message (default true; false = one message per token: an ablation). */
+  coalesce?: boolean;
 }
 
-export const DEFAULT_BACKPRESSURE: BackpressureOptions = { pauseTokens: 256, abortTokens: 4096, stallMs: 30_000 };
+export const DEFAULT_BACKPRESSURE: BackpressureOptions = { pauseTokens: 256, abortTokens: 4096, stallMs: 30_000, coalesce: true };
 
 type WritableCall = Writable & { cancelled: boolean };
 
@@ -87,6 +93,11 @@ export class CallWriter {
 
   get canWrite(): boolean {
     return !this.blocked && this.inFlight === 0 && !this.closed;
+  }
+
+  /** Messages handed to the call and not yet written out by grpc-js. */
+  get unwritten(): number {
+    return this.inFlight;
   }
 
   /** A response, or one already encoded (a chunk from PendingChunk). */
@@ -271,6 +282,10 @@ export class Generation implements GenerationJob {
       return;
     }
     if (this.cause === 'disconnect') return;
+    if (this.backpressure.coalesce === false) {
+      this.writeEachToken();
+      return;
+    }
     if (this.writer.canWrite) {
       this.writer.schedule(this);
       return;
@@ -282,6 +297,26 @@ export class Generation implements GenerationJob {
       this.paused = true;
       this.scheduler.pause(this);
       this.stallTimer = setTimeout(() => this.cancel('slow'), this.backpressure.stallMs);
+    }
+  }
+
+  /** Coalescing off: this step's token goes out now as its own message; unwritten messages count for pausing. */
+  private writeEachToken(): void {
+    if (!this.pending.empty) {
+      const msg = this.pending.encode(this.requestIdBytes, this.index);
+      this.index += this.pending.count;
+      this.pending.clear();
+      this.writer.write(msg);
+      this.trace?.written(this.index);
+    }
+    const unwritten = this.writer.unwritten;
+    if (unwritten >= this.backpressure.abortTokens) {
+      this.cancel('slow');
+    } else if (unwritten >= this.backpressure.pauseTokens && !this.paused) {
+      this.paused = true;
+      this.scheduler.pause(this);
+      this.stallTimer = setTimeout(() => this.cancel('slow'), this.backpressure.stallMs);
+      this.writer.wait(this); // flush() on 'drain' resumes it
     }
   }
 
