@@ -41,10 +41,25 @@ void quantize_tile(const GemmKernels& g, QuantizeRowFn quantize, const float* x,
 }
 }  // namespace
 
+const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t r0, uint8_t* stage,
+                                int32_t* offs) {
+  const int64_t valid = std::min<int64_t>(kGemmPanelRows, rows - r0);
+  std::memcpy(stage, w + static_cast<size_t>(r0) * row_bytes, static_cast<size_t>(valid) * row_bytes);
+  for (int r = 0; r < kGemmPanelRows; ++r)
+    offs[r] = static_cast<int32_t>(static_cast<size_t>(std::min<int64_t>(r, valid - 1)) * row_bytes);
+  return stage;
+}
+
+size_t gemm_stage_bytes(int64_t cols) {
+  // the widest row: Q8_0, 34 bytes per 32 values
+  return align64(static_cast<size_t>(kGemmPanelRows) * static_cast<size_t>((cols + QK8_0 - 1) / QK8_0) * sizeof(block_q8_0));
+}
+
 size_t gemm_panel_bytes(int64_t cols) {
-  // Q4_0, Q8_0: per 32-block, 8 k-steps of 64 bytes (16 rows x 4 values) and 16 f32 scales.
+  // Q4_0, Q8_0: per 32-block, 8 k-steps of 64 bytes (16 rows x 4 values) and
+  // 16 f32 scales; then the staged rows.
   const size_t nb = static_cast<size_t>((cols + QK8_0 - 1) / QK8_0);
-  return align64(nb * (8 * 64 + 64));
+  return align64(nb * (8 * 64 + 64)) + gemm_stage_bytes(cols);
 }
 
 size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads) {

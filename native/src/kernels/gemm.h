@@ -42,6 +42,17 @@ inline size_t q8_0_tile_offset(int64_t nb, int64_t tile, int groups) {
   return static_cast<size_t>(tile) * static_cast<size_t>(nb) * q8_0_tile_block_bytes(kGemmTileCols, groups);
 }
 
+// A panel's 16 rows are contiguous in the weights, but the repack reads them
+// side by side: 16 streams per thread, which the hardware prefetchers follow
+// poorly (from memory, under half the GEMV's rate even with software
+// prefetch). So the panel's bytes are first copied in order into scratch
+// (one sequential stream) and repacked from there.
+// Returns the rows' copy and each row's byte offset in it (rows past the
+// end repeat the last row).
+const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t r0, uint8_t* stage,
+                                int32_t* offs);
+size_t gemm_stage_bytes(int64_t cols);
+
 struct GemmPanelArgs {
   const uint8_t* w;  // weight row 0
   size_t w_row_bytes;

@@ -28,10 +28,9 @@ constexpr size_t kPanelBlockQuantBytes = 8 * 64;
 // outputs are not stored) into the panel layout.
 TS_AVX512 void repack_q4_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
   const int64_t nb = a.cols / QK4_0;
-  const uint8_t* base = a.w + static_cast<size_t>(r0) * a.w_row_bytes;
   alignas(64) int32_t offs[16];
-  for (int r = 0; r < 16; ++r)
-    offs[r] = static_cast<int32_t>(static_cast<size_t>(std::min<int64_t>(r, a.rows - 1 - r0)) * a.w_row_bytes);
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0,
+                                         scratch + static_cast<size_t>(nb) * (kPanelBlockQuantBytes + 64), offs);
   const __m512i gather_index = _mm512_load_si512(offs);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   uint8_t* q = scratch;

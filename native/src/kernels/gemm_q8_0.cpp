@@ -33,10 +33,9 @@ constexpr int kGroups = 8;  // offset groups per block in the activation tiles
 
 TS_AVX512 void repack_q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
   const int64_t nb = a.cols / QK8_0;
-  const uint8_t* base = a.w + static_cast<size_t>(r0) * a.w_row_bytes;
   alignas(64) int32_t offs[16];
-  for (int r = 0; r < 16; ++r)
-    offs[r] = static_cast<int32_t>(static_cast<size_t>(std::min<int64_t>(r, a.rows - 1 - r0)) * a.w_row_bytes);
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0,
+                                         scratch + static_cast<size_t>(nb) * (kPanelBlockQuantBytes + 64), offs);
   const __m512i gather_index = _mm512_load_si512(offs);
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   uint8_t* q = scratch;
