@@ -43,6 +43,7 @@ GemmTable build_gemm_table(PathVariant v) {
   GemmTable t{};
   t[GGML_Q4_0] = gemm_q4_0_kernels(v);
   t[GGML_Q8_0] = gemm_q8_0_kernels(v);
+  t[GGML_Q5_0] = gemm_q5_0_kernels(v);
   return t;
 }
 

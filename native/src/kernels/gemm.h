@@ -85,6 +85,7 @@ size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads);
 // Families (null panel when the path has none).
 GemmKernels gemm_q4_0_kernels(PathVariant v);
 GemmKernels gemm_q8_0_kernels(PathVariant v);
+GemmKernels gemm_q5_0_kernels(PathVariant v);
 
 // Runs the GEMM path; scratch holds gemm_scratch_bytes(w.cols, batch, pool.size()).
 void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, const float* x, int64_t batch,

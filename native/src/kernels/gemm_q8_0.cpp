@@ -1,4 +1,4 @@
-// GEMM path for Q8_0 weights (see gemm.h), AVX-512 with VNNI only: without
+// GEMM path for Q8_0 and Q5_0 weights (see gemm.h). Q8_0: AVX-512 with VNNI only: without
 // VNNI the unsigned side of vpmaddubsw would be w + 128 (up to 255) and its
 // int16 pair sums could saturate, so those CPUs keep the row kernels.
 //
@@ -17,6 +17,7 @@
 // group's 4 values) to undo the + 128 exactly.
 #pragma GCC optimize("fp-contract=off")
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "kernels/gemm.h"
@@ -64,6 +65,57 @@ TS_AVX512 void repack_q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* sc
   }
 }
 
+// Q5_0 (same order as Q8_0's row kernels: ggml's vec_dot_q5_0_q8_0): the
+// panel holds the 5-bit values q (0..31) as they are, in element order — the
+// nibbles as Q4_0's repack takes them, bit 4 from qh — and the tiles' offsets
+// are -16 * each group's sum. q <= 31 keeps vpmaddubsw's pair sums in range,
+// so this one has a non-VNNI variant.
+TS_AVX512 void repack_q5_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+  const int64_t nb = a.cols / QK5_0;
+  alignas(64) int32_t offs[16];
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0,
+                                         scratch + static_cast<size_t>(nb) * (kPanelBlockQuantBytes + 64), offs);
+  const __m512i gather_index = _mm512_load_si512(offs);
+  const __m512i low4 = _mm512_set1_epi8(0x0f), bit0s = _mm512_set1_epi32(0x01010101);
+  // spreads bits 0..3 of a lane to bits 0, 8, 16, 24 (the 4-bit terms of the product cannot overlap)
+  const __m512i spread = _mm512_set1_epi32(0x00204081);
+  uint8_t* q = scratch;
+  float* d = reinterpret_cast<float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
+  for (int64_t i = 0; i < nb; ++i, q += kPanelBlockQuantBytes) {
+    const uint8_t* blk = base + i * sizeof(block_q5_0);
+    __m512i A[4];  // 128-bit lane j: row 4j + k's 16 nibble bytes
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t* v = blk + offsetof(block_q5_0, qs);
+      __m512i t = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[k])));
+      t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[4 + k])), 1);
+      t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[8 + k])), 2);
+      A[k] = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + offs[12 + k])), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(A[0], A[1]), t1 = _mm512_unpackhi_epi32(A[0], A[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(A[2], A[3]), t3 = _mm512_unpackhi_epi32(A[2], A[3]);
+    const __m512i T[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+                          _mm512_unpackhi_epi64(t1, t3)};
+    const __m512i qh = _mm512_i32gather_epi32(gather_index, blk + offsetof(block_q5_0, qh), 1);  // lane r: row r's bits
+    for (int s = 0; s < 8; ++s) {  // k-step s: elements 4s..4s+3
+      const __m512i nib = s < 4 ? _mm512_and_si512(T[s], low4) : _mm512_and_si512(_mm512_srli_epi16(T[s - 4], 4), low4);
+      const __m512i bits = _mm512_and_si512(_mm512_srli_epi32(qh, 4 * s), _mm512_set1_epi32(0x0f));
+      const __m512i high = _mm512_slli_epi32(_mm512_and_si512(_mm512_mullo_epi32(bits, spread), bit0s), 4);
+      _mm512_store_si512(q + 64 * s, _mm512_or_si512(nib, high));
+    }
+    const __m512i dd = _mm512_i32gather_epi32(gather_index, blk, 1);
+    _mm512_store_ps(d + 16 * i, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
+  }
+}
+
+template <bool kVnni>
+TS_AVX512_VNNI inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+  if constexpr (kVnni) {
+    return _mm512_dpbusd_epi32(acc, u, s);
+  } else {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+  }
+}
+
 inline int32_t load_i32(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -71,7 +123,7 @@ inline int32_t load_i32(const uint8_t* p) {
 }
 
 // The panel's 16 rows times columns j0..j0+N-1 of a tile of n columns.
-template <int N>
+template <int N, bool kVnni>
 TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* act, int64_t n, int64_t j0, int64_t nb,
                               float* y, int64_t y_stride, __mmask16 mask) {
   __m512 acc[N][8];
@@ -97,8 +149,8 @@ TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
       const __m512i w = _mm512_load_si512(q + 64 * l);
 #pragma GCC unroll 8
       for (int j = 0; j < N; ++j) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_set1_epi32(load_i32(offsets + 4 * (kGroups * j + l))), w,
-                                              _mm512_set1_epi32(load_i32(values + 32 * j + 4 * l)));
+        const __m512i p = dpbusd<kVnni>(_mm512_set1_epi32(load_i32(offsets + 4 * (kGroups * j + l))), w,
+                                        _mm512_set1_epi32(load_i32(values + 32 * j + 4 * l)));
         acc[j][l] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), ds[j], acc[j][l]);
       }
     }
@@ -113,8 +165,11 @@ TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
 
 constexpr int64_t kCols = 3;  // columns per microkernel call (8 accumulators each)
 
-void q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
-  repack_q8_0_panel(a, r0, scratch);
+using RepackFn = void (*)(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch);
+
+template <RepackFn Repack, bool kVnni>
+void eight_lane_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+  Repack(a, r0, scratch);
   const int64_t nb = a.cols / QK8_0;
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
@@ -125,9 +180,9 @@ void q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
     for (int64_t j0 = 0; j0 < n; j0 += kCols) {
       float* y = a.y + (b0 + j0) * a.y_stride + r0;
       switch (std::min(kCols, n - j0)) {
-        case 3: q8_0_tile<3>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
-        case 2: q8_0_tile<2>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
-        default: q8_0_tile<1>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+        case 3: q8_0_tile<3, kVnni>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+        case 2: q8_0_tile<2, kVnni>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+        default: q8_0_tile<1, kVnni>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
       }
     }
   }
@@ -140,11 +195,27 @@ GemmKernels gemm_q8_0_kernels(PathVariant v) {
   GemmKernels g;
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx512 && v.vnni) {
-    g.panel = q8_0_panel;
+    g.panel = eight_lane_panel<repack_q8_0_panel, true>;
     g.min_batch = 8;
     g.quantize_path = v.path;
     g.offset_groups = kGroups;
     g.offset_mul = -128;
+  }
+#else
+  (void)v;
+#endif
+  return g;
+}
+
+GemmKernels gemm_q5_0_kernels(PathVariant v) {
+  GemmKernels g;
+#if defined(__x86_64__)
+  if (v.path == CpuPath::Avx512) {
+    g.panel = v.vnni ? eight_lane_panel<repack_q5_0_panel, true> : eight_lane_panel<repack_q5_0_panel, false>;
+    g.min_batch = 8;
+    g.quantize_path = v.path;
+    g.offset_groups = kGroups;
+    g.offset_mul = -16;
   }
 #else
   (void)v;
