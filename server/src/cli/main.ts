@@ -13,6 +13,7 @@ Commands:
   generate    stream a generation from a server to the terminal
   chat        an interactive chat with a server
   health      a server's gRPC health status (exit 0 if SERVING)
+  bench-load  a load generator: TTFT, inter-token latency and tokens/s of a server
   help        this text
 
 Run 'tokenstream <command> --help' for a command's options.
@@ -50,3 +51,4 @@ registerCommand('serve', async () => (await import('./serve')).serveCommand);
 registerCommand('generate', async () => (await import('./generate')).generateCommand);
 registerCommand('chat', async () => (await import('./chat')).chatCommand);
 registerCommand('health', async () => (await import('./health')).healthCommand);
+registerCommand('bench-load', async () => (await import('./bench-load')).benchLoadCommand);
