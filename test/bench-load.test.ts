@@ -195,6 +195,17 @@ describe('bench-load failures', () => {
     expect(r.ms).toBeLessThan(5000);
   });
 
+  test('a server that goes away mid-run: its errors are counted, the run ends on time', async () => {
+    const doomed = await startServer({ maxSequences: 2 });
+    const t0 = Date.now();
+    setTimeout(() => void doomed.stop(), 300);
+    const r = await runLoad({ address: doomed.address, streams: 2, durationMs: 1200, maxTokens: 8 });
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(r.completed).toBeGreaterThan(0);
+    expect(r.errors.UNAVAILABLE).toBeGreaterThan(0);
+    expect(r.requests).toBe(r.completed + r.errors.UNAVAILABLE + (r.errors.CANCELLED ?? 0));
+  });
+
   test('a server that never answers fails after the connect timeout', async () => {
     // A listening socket that never speaks HTTP/2: the client waits, then gives up.
     const net = await import('node:net');
