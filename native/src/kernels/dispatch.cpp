@@ -44,6 +44,8 @@ GemmTable build_gemm_table(PathVariant v) {
   t[GGML_Q4_0] = gemm_q4_0_kernels(v);
   t[GGML_Q8_0] = gemm_q8_0_kernels(v);
   t[GGML_Q5_0] = gemm_q5_0_kernels(v);
+  t[GGML_Q4_1] = gemm_q4_1_kernels(v);
+  t[GGML_Q5_1] = gemm_q5_1_kernels(v);
   return t;
 }
 

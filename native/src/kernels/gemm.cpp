@@ -24,9 +24,18 @@ void quantize_tile(const GemmKernels& g, QuantizeRowFn quantize, const float* x,
   for (int64_t j = 0; j < n; ++j) {
     const float* xr = x + static_cast<size_t>(b0 + j) * cols;
     for (int64_t i = 0; i < nb; ++i) {
-      block_q8_0 q;
-      quantize(xr + i * QK8_0, &q, QK8_0);
       uint8_t* blk = tile + static_cast<size_t>(i) * block_bytes;
+      block_q8_0 q;
+      if (g.q8_1) {
+        block_q8_1 q1;
+        quantize(xr + i * QK8_1, &q1, QK8_1);
+        std::memcpy(blk + 32 * j, q1.qs, QK8_1);
+        const float d = fp16_to_fp32(q1.d), s = fp16_to_fp32(q1.s);
+        std::memcpy(blk + 32 * n + 4 * j, &d, 4);
+        std::memcpy(blk + 36 * n + 4 * j, &s, 4);
+        continue;
+      }
+      quantize(xr + i * QK8_0, &q, QK8_0);
       std::memcpy(blk + 32 * j, q.qs, QK8_0);
       const float d = fp16_to_fp32(q.d);
       std::memcpy(blk + 32 * n + 4 * j, &d, 4);
@@ -59,7 +68,7 @@ size_t gemm_panel_bytes(int64_t cols) {
   // Q4_0, Q8_0: per 32-block, 8 k-steps of 64 bytes (16 rows x 4 values) and
   // 16 f32 scales; then the staged rows.
   const size_t nb = static_cast<size_t>((cols + QK8_0 - 1) / QK8_0);
-  return align64(nb * (8 * 64 + 64)) + gemm_stage_bytes(cols);
+  return align64(block_panel_stage_offset(static_cast<int64_t>(nb))) + gemm_stage_bytes(cols);
 }
 
 size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads) {
@@ -73,7 +82,7 @@ void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, 
   const int64_t nb = w.cols / QK8_0;
   const int64_t n_tiles = (batch + kGemmTileCols - 1) / kGemmTileCols;
   uint8_t* act = scratch;
-  const QuantizeRowFn quantize = quantize_q8_0_fn(g.quantize_path);
+  const QuantizeRowFn quantize = g.q8_1 ? quantize_q8_1_fn(g.quantize_path) : quantize_q8_0_fn(g.quantize_path);
   auto quantize_task = [&](int t, int) {
     const int64_t b0 = t * kGemmTileCols;
     quantize_tile(g, quantize, x, w.cols, b0, std::min(kGemmTileCols, batch - b0), act + q8_0_tile_offset(nb, t, g.offset_groups));

@@ -53,6 +53,14 @@ const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows
                                 int32_t* offs);
 size_t gemm_stage_bytes(int64_t cols);
 
+// Panels of 32-blocks (Q4_0, Q8_0, Q5_0, Q4_1, Q5_1): per block 8 k-steps of
+// 64 bytes, then per block 16 f32 scales, then (Q4_1, Q5_1) per block 16 f32
+// mins; the staged rows after that.
+constexpr size_t kBlockPanelQuantBytes = 8 * 64;
+inline size_t block_panel_stage_offset(int64_t nb) {
+  return static_cast<size_t>(nb) * (kBlockPanelQuantBytes + 2 * 64);
+}
+
 struct GemmPanelArgs {
   const uint8_t* w;  // weight row 0
   size_t w_row_bytes;
@@ -75,6 +83,9 @@ struct GemmKernels {
   CpuPath quantize_path = CpuPath::Scalar;  // which quantize_q8_0 variant fills the tiles
   int offset_groups = 1;  // G above: 1 or 8
   int32_t offset_mul = 0;
+  // Q8_1 activations (Q4_1, Q5_1): the tiles hold quantize_q8_1's values and
+  // d, and in place of the (single) offset its s = d * sum as f32.
+  bool q8_1 = false;
 };
 
 // Per-thread panel scratch for `cols` columns (the largest any family needs).
@@ -86,6 +97,8 @@ size_t gemm_scratch_bytes(int64_t cols, int64_t batch, int threads);
 GemmKernels gemm_q4_0_kernels(PathVariant v);
 GemmKernels gemm_q8_0_kernels(PathVariant v);
 GemmKernels gemm_q5_0_kernels(PathVariant v);
+GemmKernels gemm_q4_1_kernels(PathVariant v);
+GemmKernels gemm_q5_1_kernels(PathVariant v);
 
 // Runs the GEMM path; scratch holds gemm_scratch_bytes(w.cols, batch, pool.size()).
 void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, const float* x, int64_t batch,

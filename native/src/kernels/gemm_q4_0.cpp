@@ -22,7 +22,7 @@ namespace kimpl {
 #if defined(__x86_64__)
 namespace {
 
-constexpr size_t kPanelBlockQuantBytes = 8 * 64;
+constexpr size_t kPanelBlockQuantBytes = kBlockPanelQuantBytes;
 
 // Rows r0..r0+15 of the weights (rows past the end repeat the last row; their
 // outputs are not stored) into the panel layout.
@@ -30,7 +30,7 @@ TS_AVX512 void repack_q4_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* sc
   const int64_t nb = a.cols / QK4_0;
   alignas(64) int32_t offs[16];
   const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0,
-                                         scratch + static_cast<size_t>(nb) * (kPanelBlockQuantBytes + 64), offs);
+                                         scratch + block_panel_stage_offset(nb), offs);
   const __m512i gather_index = _mm512_load_si512(offs);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   uint8_t* q = scratch;
