@@ -235,6 +235,7 @@ describe('bench-load failures', () => {
       [['--samples'], /--samples only goes with --json/],
       [['--bogus'], /Unknown option '--bogus'/],
       [['extra'], /unexpected argument 'extra'/],
+      [['--address', 'a:1', '--server', 'b:2'], /--address or --server, not both/],
     ] as const) {
       const r = await runInProcess(['bench-load', ...args]);
       expect({ args, code: r.code }).toEqual({ args, code: 2 });

@@ -66,6 +66,8 @@ export async function benchLoadCommand(argv: string[]): Promise<number> {
   const chart = v.chart as string | undefined;
   const format = chart === undefined ? undefined : chartFormatFor(chart);
   if (chart !== undefined && !format) return fail(`--chart: the file name must end in .svg or .html (got '${chart}')`);
+  const explicitAddress = argv.some((a) => a === '--address' || a.startsWith('--address='));
+  if (v.server !== undefined && explicitAddress && v.server !== v.address) return fail('give the server with --address or --server, not both');
   const address = (v.server as string | undefined) ?? (v.address as string);
 
   const controller = new AbortController();
