@@ -26,6 +26,8 @@ import { packageRoot } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
 import { weightBytesPerToken } from './bench-engine';
 import { uptime } from './service/child-server';
+import { formatAblation, runAblation, DEFAULT_PROMPT, type AblationReport } from './suite/ablation';
+import { kernels } from '../server/src/engine/kernels';
 import { chooseModels } from './suite/models';
 import { enginePhysicalCores, formatMachine, machineInfo, type MachineInfo } from './suite/machine';
 import {
@@ -63,6 +65,7 @@ export interface SuiteReport {
   options: { models: string[]; quick: boolean; only: Part[]; peer: boolean; threads: number };
   targets: TargetRow[];
   results: SuiteResults;
+  ablation: AblationReport | null;
   uptime_after: string;
 }
 
@@ -204,11 +207,21 @@ export async function runSuite(o: SuiteOptions, log: (l: string) => void): Promi
     log(`start-up: ${path.basename(largest)} (${uptime()})`);
     results.startup = await runBenchJson<StartupResult>('bench-startup', ['--model', largest, ...args.startup]);
   }
+  let ablation: AblationReport | null = null;
+  if (has('ablation')) {
+    const k = kernels();
+    ablation = await runAblation(
+      { model: first, threads: o.threads, streams: o.streams, seconds: o.seconds, maxTokens: o.quick ? 32 : 128, prompt: DEFAULT_PROMPT },
+      { bestPath: process.env.TOKENSTREAM_CPU || k.bestPath(), supportedPaths: k.supportedPaths(), physicalCores: machine.physical_cores, logicalCores: machine.logical_cores },
+      log,
+    );
+  }
   return {
     machine,
     options: { models: o.models, quick: o.quick, only: o.only, peer: o.peer, threads: o.threads },
     targets: targetRows(results),
     results,
+    ablation,
     uptime_after: uptime(),
   };
 }
@@ -217,6 +230,7 @@ export async function runSuite(o: SuiteOptions, log: (l: string) => void): Promi
 export function formatReport(r: SuiteReport): string {
   const lines = [formatMachine(r.machine), `threads  ${r.options.threads}${r.options.quick ? '   (--quick: short runs, not numbers to quote)' : ''}`, ''];
   if (r.targets.length > 0) lines.push(formatTargets(r.targets), '');
+  if (r.ablation) lines.push(formatAblation(r.ablation), '');
   lines.push(`load after: ${r.uptime_after}`);
   return lines.join('\n');
 }

@@ -24,7 +24,7 @@ test('--quick --only engine --no-peer --json FILE: the table on stdout, the same
     const { result, stdout } = await captureStdout(() => main(['--model', TINY, '--quick', '--only', 'engine', '--no-peer', '--threads', '1', '--json', file]));
     expect(result).toBe(0);
     const r = JSON.parse(fs.readFileSync(file, 'utf8'));
-    expect(Object.keys(r)).toEqual(['machine', 'options', 'targets', 'results', 'uptime_after']);
+    expect(Object.keys(r)).toEqual(['machine', 'options', 'targets', 'results', 'ablation', 'uptime_after']);
     expect(r.machine.uptime).toMatch(/load average/);
     expect(r.machine.physical_cores).toBeGreaterThan(0);
     expect(r.machine.bandwidth_gbs).toBeGreaterThan(0);
@@ -36,6 +36,7 @@ test('--quick --only engine --no-peer --json FILE: the table on stdout, the same
     expect(e.bytes_per_token).toBeGreaterThan(0);
     expect(r.results.service).toEqual([]);
     expect(r.results.memory).toBeNull();
+    expect(r.ablation).toBeNull();
     // One row per engine target; no peer: the llama.cpp rows are unmeasured, the bandwidth row is judged.
     expect(r.targets.map((t: { target: number; measure: string }) => `${t.target} ${t.measure}`)).toEqual([
       '1 decode, batch 1: share of read bandwidth',
