@@ -106,6 +106,31 @@ test('--no-coalesce: a client that falls behind gets one message per token', asy
   expect(new Set(each)).toEqual(new Set([1]));
 }, 30_000);
 
+test('--no-coalesce: a client that never reads still ends with RESOURCE_EXHAUSTED (unsent messages count as pending)', async () => {
+  const s = await startServer({ contextLength: 2048, backpressure: { pauseTokens: 16, abortTokens: 4096, stallMs: 300, coalesce: false } });
+  try {
+    const call = rawCall(s.address, '/tokenstream.v1.TokenStream/Complete', { windowBytes: 8192, paused: true });
+    call.write(
+      GenerateRequest.encode(
+        GenerateRequest.fromPartial({ tokens: PROMPT, params: { temperature: 0, ignoreEos: true, maxTokens: 1900, logprobs: 20 }, includeBytes: true }),
+      ).finish(),
+    );
+    call.end();
+    await sleep(1000);
+    call.resume();
+    await call.done;
+    expect(call.status).toBe(status.RESOURCE_EXHAUSTED);
+    expect(call.details).toMatch(/client too slow: (\d+) tokens unread/);
+    expect(Number(/(\d+) tokens unread/.exec(call.details!)![1])).toBeGreaterThanOrEqual(16);
+    const sizes = call.messages.map((m) => GenerateResponse.decode(m).chunk!.tokenIds.length);
+    expect(new Set(sizes)).toEqual(new Set([1]));
+    expect(sizes.length).toBeLessThan(1900);
+    call.close();
+  } finally {
+    await s.stop();
+  }
+}, 30_000);
+
 test('serve: TOKENSTREAM_CPU and --load read reach the worker threads', async () => {
   builtModule('server/src/cli/serve');
   const server = new ChildServer({ args: ['--model', TINY_MODEL, '--metrics-port', 'off', '--load', 'read'], env: { TOKENSTREAM_CPU: 'avx2' } });

@@ -367,7 +367,7 @@ export class Generation implements GenerationJob {
           case 'slow':
             return this.terminate(
               resourceExhausted(
-                `client too slow: ${this.pending.count} tokens unread; the generation was paused for ${this.backpressure.stallMs} ms without the client reading`,
+                `client too slow: ${Math.max(this.pending.count, this.backpressure.coalesce === false ? this.writer.unwritten : 0)} tokens unread; the generation was paused for ${this.backpressure.stallMs} ms without the client reading`,
               ),
             );
           default:
