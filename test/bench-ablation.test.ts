@@ -41,6 +41,7 @@ const load = (tps: number, p95: number): LoadResult => ({
   errors: {},
   ttftSamples: [],
   itlSamples: [],
+  messages: tps / 2,
 });
 
 test('rows: deltas against the baseline; the table prints them with the notes', () => {
@@ -55,7 +56,7 @@ test('rows: deltas against the baseline; the table prints them with the notes', 
   expect([same.tokens_per_second, same.tps_delta, same.note]).toEqual([null, null, 'no SMT']);
   const text = formatAblation({ model: '/m/a.gguf', threads: 2, streams: 4, seconds: 3, max_tokens: 64, baseline: '--model /m/a.gguf', rows: [base, off, same], baseline_runs: [base] });
   expect(text).toContain('baseline: tokenstream serve --model a.gguf');
-  expect(text).toMatch(/off\s+800\s+-20 %\s+3\.000 ms\s+\+50 %/);
+  expect(text).toMatch(/off\s+800\s+-20 %\s+3\.000 ms\s+\+50 %\s+6\.000 ms\s+2\.00\s+210 MB/);
   expect(text).toContain('note: x -> logical: no SMT');
 });
 
@@ -87,6 +88,8 @@ test('a short real run: one server per configuration, the baseline around each; 
     expect(row.tokens_per_second).toBeGreaterThan(0);
     expect(row.itl_p95_ms).toBeGreaterThan(0);
     expect(row.rss_mb).toBeGreaterThan(10);
+    expect(row.tokens_per_message).toBeGreaterThanOrEqual(1);
+    if (row.switched_off === 'one message per token') expect(row.tokens_per_message).toBe(1);
     expect(row.uptime).toMatch(/load average/);
     if (i > 0) expect(row.tps_delta).not.toBeNull();
   }

@@ -42,6 +42,8 @@ export interface AblationRow {
   ttft_p95_ms: number | null;
   /** server RSS at the end of the load (MB) */
   rss_mb: number | null;
+  /** tokens per message received (above 1: the server merged tokens) */
+  tokens_per_message: number | null;
   requests: number;
   errors: Record<string, number>;
   note: string | null;
@@ -136,7 +138,17 @@ async function measureVariant(o: AblationOptions, v: AblationVariant, runLoad: (
     const address = await server.listening;
     await server.serving;
     await warmUp(address, o);
-    const load = await runLoad({ address, streams: o.streams, durationMs: o.seconds * 1000, maxTokens: o.maxTokens, prompt: o.prompt, ignoreEos: true, greedy: true });
+    // The generations still running at the end get as long again to finish (then they are cancelled).
+    const load = await runLoad({
+      address,
+      streams: o.streams,
+      durationMs: o.seconds * 1000,
+      drainTimeoutMs: o.seconds * 1000,
+      maxTokens: o.maxTokens,
+      prompt: o.prompt,
+      ignoreEos: true,
+      greedy: true,
+    });
     return { load, rssMb: processMemory(server.pid).rss / (1024 * 1024) };
   } finally {
     await server.stop();
@@ -166,6 +178,7 @@ export function ablationRow(v: AblationVariant, m: Measurement | null, ref: Refe
     itl_p95_delta: ref ? rel(itl, ref.itl_p95_ms) : null,
     ttft_p95_ms: m && m.load.ttftMs.count > 0 ? m.load.ttftMs.p95 : null,
     rss_mb: m ? m.rssMb : null,
+    tokens_per_message: m && m.load.messages ? m.load.tokens / m.load.messages : null,
     requests: m ? m.load.requests : 0,
     errors: m ? m.load.errors : {},
     note: v.unmeasured ?? null,
@@ -256,7 +269,7 @@ function delta(x: number | null): string {
   return `${pct >= 0 ? '+' : ''}${pct.toFixed(pct !== 0 && Math.abs(pct) < 10 ? 1 : 0)} %`;
 }
 
-/** optimisation | switched off | tok/s | Δ | p95 ITL | Δ | p95 TTFT | RSS, then the notes. */
+/** optimisation | switched off | tok/s | Δ | p95 ITL | Δ | p95 TTFT | tokens per message | RSS, then the notes. */
 export function formatAblation(r: AblationReport): string {
   const cells = r.rows.map((x) => [
     x.optimisation,
@@ -266,12 +279,13 @@ export function formatAblation(r: AblationReport): string {
     x.itl_p95_ms === null ? '-' : `${formatValue(x.itl_p95_ms, 'ms')} ms`,
     delta(x.itl_p95_delta),
     x.ttft_p95_ms === null ? '-' : `${formatValue(x.ttft_p95_ms, 'ms')} ms`,
+    x.tokens_per_message === null ? '-' : x.tokens_per_message.toFixed(2),
     x.rss_mb === null ? '-' : `${x.rss_mb.toFixed(0)} MB`,
   ]);
   const table = renderTable(
-    ['optimisation', 'switched off', 'tok/s', 'Δ', 'p95 ITL', 'Δ', 'p95 TTFT', 'server RSS'],
+    ['optimisation', 'switched off', 'tok/s', 'Δ', 'p95 ITL', 'Δ', 'p95 TTFT', 'tok/msg', 'server RSS'],
     cells,
-    [false, false, true, true, true, true, true, true],
+    [false, false, true, true, true, true, true, true, true],
   );
   const notes = r.rows.filter((x) => x.note).map((x) => `note: ${x.switched_off === '-' ? x.optimisation : `${x.optimisation} -> ${x.switched_off}`}: ${x.note}`);
   const errors = r.rows
