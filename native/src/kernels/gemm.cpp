@@ -96,11 +96,18 @@ void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, 
   uint8_t* panel_scratch = scratch + align64(q8_0_tiles_bytes(w.cols, batch, g.offset_groups));
   const size_t panel_bytes = gemm_panel_bytes(w.cols);
   const GemmPanelArgs a{static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, act, g.offset_groups, batch, y, y_stride};
+  // Tasks of consecutive panels (about four per thread), so a thread knows
+  // its next panel and can prefetch it (PanelPrefetch).
   const int64_t n_panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
-  auto panel_task = [&](int p, int thread) {
-    g.panel(a, p * kGemmPanelRows, panel_scratch + static_cast<size_t>(thread) * panel_bytes);
+  const int64_t per_task = std::max<int64_t>(1, n_panels / (4 * pool.size()));
+  const int64_t n_tasks = (n_panels + per_task - 1) / per_task;
+  auto panel_task = [&](int task, int thread) {
+    uint8_t* panel_scratch_t = panel_scratch + static_cast<size_t>(thread) * panel_bytes;
+    const int64_t p1 = std::min(n_panels, (task + 1) * per_task);
+    for (int64_t p = task * per_task; p < p1; ++p)
+      g.panel(a, p * kGemmPanelRows, p + 1 < p1 ? (p + 1) * kGemmPanelRows : -1, panel_scratch_t);
   };
-  pool.parallel_for(static_cast<int>(n_panels), panel_task);
+  pool.parallel_for(static_cast<int>(n_tasks), panel_task);
 }
 
 }  // namespace kimpl

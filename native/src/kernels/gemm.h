@@ -13,6 +13,7 @@
 // output, blocks in order), so the results are bit-identical to theirs.
 #pragma once
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/kernel_impl.h"
@@ -74,8 +75,31 @@ struct GemmPanelArgs {
 };
 
 // Repack rows [r0, r0 + 16) (clamped to a.rows) into `scratch` and write
-// their outputs for every column.
-using GemmPanelFn = void (*)(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch);
+// their outputs for every column. next_r0: the panel this thread takes next
+// (-1: none), whose rows it may prefetch meanwhile.
+using GemmPanelFn = void (*)(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* scratch);
+
+// With few columns a panel's copy from memory (stage_panel_rows) costs about
+// as much as its arithmetic, and the two would not overlap: so while one
+// panel computes, its microkernel calls prefetch the next panel's rows (into
+// L2), a few lines per block, spread over the calls.
+struct PanelPrefetch {
+  const char* p = nullptr;
+  const char* end = nullptr;
+  int lines_per_step = 0;
+  // Set up for the panel at next_r0 over `steps` microkernel block steps.
+  void init(const GemmPanelArgs& a, int64_t next_r0, int64_t steps) {
+    if (next_r0 < 0 || steps <= 0) return;
+    const int64_t rows = std::min<int64_t>(kGemmPanelRows, a.rows - next_r0);
+    p = reinterpret_cast<const char*>(a.w + static_cast<size_t>(next_r0) * a.w_row_bytes);
+    end = p + static_cast<size_t>(rows) * a.w_row_bytes;
+    const int64_t lines = (end - p + 63) / 64;
+    lines_per_step = static_cast<int>((lines + steps - 1) / steps);
+  }
+  void step() {
+    for (int i = 0; i < lines_per_step && p < end; ++i, p += 64) __builtin_prefetch(p, 0, 2);
+  }
+};
 
 struct GemmKernels {
   GemmPanelFn panel = nullptr;  // null: no GEMM path for this type / CPU path

@@ -71,12 +71,13 @@ inline int32_t load_i32(const uint8_t* p) {
 // acc = fma(float(sum), d_w * d_x, acc), as Q4_0BlockAvx512 sums.
 template <int N, bool kVnni>
 TS_AVX512_VNNI void q4_0_tile(const uint8_t* q, const float* dw, const uint8_t* act, int64_t nb, float* y,
-                              int64_t y_stride, __mmask16 mask) {
+                              int64_t y_stride, __mmask16 mask, PanelPrefetch& pf) {
   __m512 acc[N];
 #pragma GCC unroll 8
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
   const size_t block_bytes = q8_0_tile_block_bytes(N, 1);
   for (int64_t i = 0; i < nb; ++i, act += block_bytes, q += kPanelBlockQuantBytes) {
+    pf.step();
     __m512i s[N];
 #pragma GCC unroll 8
     for (int j = 0; j < N; ++j) s[j] = _mm512_set1_epi32(load_i32(act + 36 * N + 4 * j));
@@ -116,9 +117,11 @@ TS_AVX512_VNNI void q4_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
 }
 
 template <bool kVnni>
-void q4_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+void q4_0_panel(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* scratch) {
   repack_q4_0_panel(a, r0, scratch);
   const int64_t nb = a.cols / QK4_0;
+  PanelPrefetch pf;
+  pf.init(a, next_r0, nb * ((a.batch + kGemmTileCols - 1) / kGemmTileCols));
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
   const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
@@ -126,14 +129,14 @@ void q4_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
     const uint8_t* act = a.act + q8_0_tile_offset(nb, t, 1);
     float* y = a.y + b0 * a.y_stride + r0;
     switch (std::min(kGemmTileCols, a.batch - b0)) {
-      case 8: q4_0_tile<8, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      case 7: q4_0_tile<7, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      case 6: q4_0_tile<6, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      case 5: q4_0_tile<5, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      case 4: q4_0_tile<4, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      case 3: q4_0_tile<3, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      case 2: q4_0_tile<2, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
-      default: q4_0_tile<1, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask); break;
+      case 8: q4_0_tile<8, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      case 7: q4_0_tile<7, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      case 6: q4_0_tile<6, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      case 5: q4_0_tile<5, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      case 4: q4_0_tile<4, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      case 3: q4_0_tile<3, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      case 2: q4_0_tile<2, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
+      default: q4_0_tile<1, kVnni>(scratch, dw, act, nb, y, a.y_stride, mask, pf); break;
     }
   }
 }
@@ -217,7 +220,7 @@ TS_AVX2 void q4_0_tile_avx2(const uint8_t* q, const float* dw, const uint8_t* ac
   }
 }
 
-TS_AVX2 void q4_0_panel_avx2(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+TS_AVX2 void q4_0_panel_avx2(const GemmPanelArgs& a, int64_t r0, int64_t, uint8_t* scratch) {
   repack_q4_0_panel_avx2(a, r0, scratch);
   const int64_t nb = a.cols / QK4_0;
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);

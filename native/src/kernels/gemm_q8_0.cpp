@@ -135,7 +135,7 @@ inline int32_t load_i32(const uint8_t* p) {
 // its scales) feed the chain sm = fma(m_w, s_x, sm), added at the end.
 template <int N, bool kVnni, bool kMins>
 TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* act, int64_t n, int64_t j0, int64_t nb,
-                              float* y, int64_t y_stride, __mmask16 mask) {
+                              float* y, int64_t y_stride, __mmask16 mask, PanelPrefetch& pf) {
   constexpr int G = kMins ? 1 : kGroups;
   __m512 acc[N][8], sm[N];
 #pragma GCC unroll 8
@@ -147,6 +147,7 @@ TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
   const float* mw = dw + 16 * nb;
   const size_t block_bytes = q8_0_tile_block_bytes(n, G);
   for (int64_t i = 0; i < nb; ++i, act += block_bytes, q += kPanelBlockQuantBytes) {
+    pf.step();
     const uint8_t* values = act + 32 * j0;
     const uint8_t* dx = act + 32 * n + 4 * j0;
     const uint8_t* offsets = act + 36 * n + 4 * G * j0;
@@ -190,11 +191,15 @@ TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
 using RepackFn = void (*)(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch);
 
 template <RepackFn Repack, bool kVnni, bool kMins = false>
-void eight_lane_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+void eight_lane_panel(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* scratch) {
   constexpr int64_t kCols = kMins ? 2 : 3;  // columns per microkernel call (8 accumulators each, + 1)
   constexpr int G = kMins ? 1 : kGroups;
   Repack(a, r0, scratch);
   const int64_t nb = a.cols / QK8_0;
+  int64_t calls = 0;
+  for (int64_t b0 = 0; b0 < a.batch; b0 += kGemmTileCols) calls += (std::min(kGemmTileCols, a.batch - b0) + kCols - 1) / kCols;
+  PanelPrefetch pf;
+  pf.init(a, next_r0, nb * calls);
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
   const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
@@ -204,9 +209,9 @@ void eight_lane_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
     for (int64_t j0 = 0; j0 < n; j0 += kCols) {
       float* y = a.y + (b0 + j0) * a.y_stride + r0;
       switch (std::min(kCols, n - j0)) {
-        case 3: q8_0_tile<3, kVnni, kMins>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
-        case 2: q8_0_tile<2, kVnni, kMins>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
-        default: q8_0_tile<1, kVnni, kMins>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask); break;
+        case 3: q8_0_tile<3, kVnni, kMins>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask, pf); break;
+        case 2: q8_0_tile<2, kVnni, kMins>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask, pf); break;
+        default: q8_0_tile<1, kVnni, kMins>(scratch, dw, act, n, j0, nb, y, a.y_stride, mask, pf); break;
       }
     }
   }
