@@ -1,4 +1,4 @@
-// The blocked GEMM path (batches of 8+ activation rows on the AVX-512 path)
+// The blocked GEMM path (batches of 5+ activation rows on the AVX-512 path, 16+ on AVX2)
 // sums in the row kernels' order, so each output equals, bit for bit, what
 // the same path gives for that activation row alone (the batch-1 GEMV) — and
 // (q4_K aside) what the AVX2 path gives. Shapes cover partial panels
@@ -25,6 +25,8 @@ const types = [
 
 // [rows, cols in blocks, batch, threads]
 const shapes: Array<[number, number, number, number]> = [
+  [16, 1, 5, 1], // the smallest batch that takes the AVX-512 GEMM
+  [33, 5, 6, 2],
   [16, 1, 8, 1],
   [17, 3, 9, 2],
   [33, 5, 16, 3],

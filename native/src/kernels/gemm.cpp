@@ -50,12 +50,14 @@ void quantize_tile(const GemmKernels& g, QuantizeRowFn quantize, const float* x,
 }
 }  // namespace
 
-const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t r0, uint8_t* stage,
-                                int32_t* offs) {
+const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t r0, bool prefetched,
+                                uint8_t* stage, int32_t* offs) {
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, rows - r0);
-  std::memcpy(stage, w + static_cast<size_t>(r0) * row_bytes, static_cast<size_t>(valid) * row_bytes);
+  const uint8_t* src = w + static_cast<size_t>(r0) * row_bytes;
   for (int r = 0; r < kGemmPanelRows; ++r)
     offs[r] = static_cast<int32_t>(static_cast<size_t>(std::min<int64_t>(r, valid - 1)) * row_bytes);
+  if (prefetched) return src;
+  std::memcpy(stage, src, static_cast<size_t>(valid) * row_bytes);
   return stage;
 }
 
@@ -105,7 +107,8 @@ void gemm_matmul(ThreadPool& pool, const GemmKernels& g, const WeightMatrix& w, 
     uint8_t* panel_scratch_t = panel_scratch + static_cast<size_t>(thread) * panel_bytes;
     const int64_t p1 = std::min(n_panels, (task + 1) * per_task);
     for (int64_t p = task * per_task; p < p1; ++p)
-      g.panel(a, p * kGemmPanelRows, p + 1 < p1 ? (p + 1) * kGemmPanelRows : -1, panel_scratch_t);
+      g.panel(a, PanelJob{p * kGemmPanelRows, p + 1 < p1 ? (p + 1) * kGemmPanelRows : -1, p > task * per_task},
+              panel_scratch_t);
   };
   pool.parallel_for(static_cast<int>(n_tasks), panel_task);
 }

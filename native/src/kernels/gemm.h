@@ -46,12 +46,13 @@ inline size_t q8_0_tile_offset(int64_t nb, int64_t tile, int groups) {
 // A panel's 16 rows are contiguous in the weights, but the repack reads them
 // side by side: 16 streams per thread, which the hardware prefetchers follow
 // poorly (from memory, under half the GEMV's rate even with software
-// prefetch). So the panel's bytes are first copied in order into scratch
-// (one sequential stream) and repacked from there.
-// Returns the rows' copy and each row's byte offset in it (rows past the
-// end repeat the last row).
-const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t r0, uint8_t* stage,
-                                int32_t* offs);
+// prefetch per row). So a panel whose rows were not prefetched
+// (PanelPrefetch, below) is first copied in order into scratch (one
+// sequential stream) and repacked from there; one whose rows were is
+// repacked in place. Returns where the rows are and each row's byte offset
+// there (rows past the end repeat the last row).
+const uint8_t* stage_panel_rows(const uint8_t* w, size_t row_bytes, int64_t rows, int64_t r0, bool prefetched,
+                                uint8_t* stage, int32_t* offs);
 size_t gemm_stage_bytes(int64_t cols);
 
 // Panels of 32-blocks (Q4_0, Q8_0, Q5_0, Q4_1, Q5_1): per block 8 k-steps of
@@ -74,10 +75,17 @@ struct GemmPanelArgs {
   int64_t y_stride;
 };
 
-// Repack rows [r0, r0 + 16) (clamped to a.rows) into `scratch` and write
-// their outputs for every column. next_r0: the panel this thread takes next
-// (-1: none), whose rows it may prefetch meanwhile.
-using GemmPanelFn = void (*)(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* scratch);
+// Which panel a call computes: rows [r0, r0 + 16) (clamped to a.rows);
+// next_r0: the panel this thread takes next (-1: none), whose rows it
+// prefetches meanwhile; prefetched: whether the previous call prefetched r0's.
+struct PanelJob {
+  int64_t r0;
+  int64_t next_r0;
+  bool prefetched;
+};
+
+// Repack the job's rows into `scratch` and write their outputs for every column.
+using GemmPanelFn = void (*)(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch);
 
 // With few columns a panel's copy from memory (stage_panel_rows) costs about
 // as much as its arithmetic, and the two would not overlap: so while one

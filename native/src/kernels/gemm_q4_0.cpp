@@ -26,10 +26,11 @@ constexpr size_t kPanelBlockQuantBytes = kBlockPanelQuantBytes;
 
 // Rows r0..r0+15 of the weights (rows past the end repeat the last row; their
 // outputs are not stored) into the panel layout.
-TS_AVX512 void repack_q4_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+TS_AVX512 void repack_q4_0_panel(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
   const int64_t nb = a.cols / QK4_0;
   alignas(64) int32_t offs[16];
-  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0,
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0, job.prefetched,
                                          scratch + block_panel_stage_offset(nb), offs);
   const __m512i gather_index = _mm512_load_si512(offs);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
@@ -117,11 +118,12 @@ TS_AVX512_VNNI void q4_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
 }
 
 template <bool kVnni>
-void q4_0_panel(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* scratch) {
-  repack_q4_0_panel(a, r0, scratch);
+void q4_0_panel(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
+  repack_q4_0_panel(a, job, scratch);
   const int64_t nb = a.cols / QK4_0;
   PanelPrefetch pf;
-  pf.init(a, next_r0, nb * ((a.batch + kGemmTileCols - 1) / kGemmTileCols));
+  pf.init(a, job.next_r0, nb * ((a.batch + kGemmTileCols - 1) / kGemmTileCols));
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
   const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
@@ -148,10 +150,11 @@ void q4_0_panel(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* sc
 // block's vpmaddubsw pair sums in int16 (as the non-VNNI AVX-512 one), two
 // 8-row halves per column, 3 columns per call (16 ymm registers).
 
-TS_AVX2 void repack_q4_0_panel_avx2(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+TS_AVX2 void repack_q4_0_panel_avx2(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
   const int64_t nb = a.cols / QK4_0;
   alignas(64) int32_t offs[16];
-  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0, scratch + block_panel_stage_offset(nb), offs);
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0, job.prefetched, scratch + block_panel_stage_offset(nb), offs);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   uint8_t* q = scratch;
   float* d = reinterpret_cast<float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
@@ -220,8 +223,9 @@ TS_AVX2 void q4_0_tile_avx2(const uint8_t* q, const float* dw, const uint8_t* ac
   }
 }
 
-TS_AVX2 void q4_0_panel_avx2(const GemmPanelArgs& a, int64_t r0, int64_t, uint8_t* scratch) {
-  repack_q4_0_panel_avx2(a, r0, scratch);
+TS_AVX2 void q4_0_panel_avx2(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
+  repack_q4_0_panel_avx2(a, PanelJob{r0, -1, false}, scratch);
   const int64_t nb = a.cols / QK4_0;
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
   const int valid = static_cast<int>(std::min<int64_t>(kGemmPanelRows, a.rows - r0));
@@ -251,7 +255,7 @@ GemmKernels gemm_q4_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx2 || v.path == CpuPath::Avx512) {
     g.panel = v.path == CpuPath::Avx2 ? q4_0_panel_avx2 : v.vnni ? q4_0_panel<true> : q4_0_panel<false>;
     // AVX2 measured behind the row kernels at 8 with the weights from memory
-    g.min_batch = v.path == CpuPath::Avx2 ? 16 : 8;
+    g.min_batch = v.path == CpuPath::Avx2 ? 16 : 5;
     g.quantize_path = v.path;
     g.offset_groups = 1;
     g.offset_mul = -8;

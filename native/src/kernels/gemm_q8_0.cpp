@@ -33,10 +33,11 @@ namespace {
 constexpr size_t kPanelBlockQuantBytes = kBlockPanelQuantBytes;
 constexpr int kGroups = 8;  // offset groups per block in the activation tiles
 
-TS_AVX512 void repack_q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+TS_AVX512 void repack_q8_0_panel(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
   const int64_t nb = a.cols / QK8_0;
   alignas(64) int32_t offs[16];
-  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0,
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0, job.prefetched,
                                          scratch + block_panel_stage_offset(nb), offs);
   const __m512i gather_index = _mm512_load_si512(offs);
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -74,10 +75,11 @@ TS_AVX512 void repack_q8_0_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* sc
 // Q4_1/Q5_1 add m * s per block in their own chain. q <= 31 keeps
 // vpmaddubsw's pair sums in range, so these have non-VNNI variants.
 template <class Block, bool kFive, bool kMin>
-TS_AVX512 void repack_nibbles_panel(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch) {
+TS_AVX512 void repack_nibbles_panel(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
   const int64_t nb = a.cols / 32;
   alignas(64) int32_t offs[16];
-  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0, scratch + block_panel_stage_offset(nb), offs);
+  const uint8_t* base = stage_panel_rows(a.w, a.w_row_bytes, a.rows, r0, job.prefetched, scratch + block_panel_stage_offset(nb), offs);
   const __m512i gather_index = _mm512_load_si512(offs);
   const __m512i low4 = _mm512_set1_epi8(0x0f), bit0s = _mm512_set1_epi32(0x01010101);
   // spreads bits 0..3 of a lane to bits 0, 8, 16, 24 (the 4-bit terms of the product cannot overlap)
@@ -188,18 +190,19 @@ TS_AVX512_VNNI void q8_0_tile(const uint8_t* q, const float* dw, const uint8_t* 
   }
 }
 
-using RepackFn = void (*)(const GemmPanelArgs& a, int64_t r0, uint8_t* scratch);
+using RepackFn = void (*)(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch);
 
 template <RepackFn Repack, bool kVnni, bool kMins = false>
-void eight_lane_panel(const GemmPanelArgs& a, int64_t r0, int64_t next_r0, uint8_t* scratch) {
+void eight_lane_panel(const GemmPanelArgs& a, const PanelJob& job, uint8_t* scratch) {
+  const int64_t r0 = job.r0;
   constexpr int64_t kCols = kMins ? 2 : 3;  // columns per microkernel call (8 accumulators each, + 1)
   constexpr int G = kMins ? 1 : kGroups;
-  Repack(a, r0, scratch);
+  Repack(a, job, scratch);
   const int64_t nb = a.cols / QK8_0;
   int64_t calls = 0;
   for (int64_t b0 = 0; b0 < a.batch; b0 += kGemmTileCols) calls += (std::min(kGemmTileCols, a.batch - b0) + kCols - 1) / kCols;
   PanelPrefetch pf;
-  pf.init(a, next_r0, nb * calls);
+  pf.init(a, job.next_r0, nb * calls);
   const float* dw = reinterpret_cast<const float*>(scratch + static_cast<size_t>(nb) * kPanelBlockQuantBytes);
   const int64_t valid = std::min<int64_t>(kGemmPanelRows, a.rows - r0);
   const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
@@ -225,7 +228,7 @@ GemmKernels gemm_q8_0_kernels(PathVariant v) {
 #if defined(__x86_64__)
   if (v.path == CpuPath::Avx512 && v.vnni) {
     g.panel = eight_lane_panel<repack_q8_0_panel, true>;
-    g.min_batch = 8;
+    g.min_batch = 5;
     g.quantize_path = v.path;
     g.offset_groups = kGroups;
     g.offset_mul = -128;
@@ -242,7 +245,7 @@ GemmKernels gemm_q5_0_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx512) {
     g.panel = v.vnni ? eight_lane_panel<repack_nibbles_panel<block_q5_0, true, false>, true>
                      : eight_lane_panel<repack_nibbles_panel<block_q5_0, true, false>, false>;
-    g.min_batch = 8;
+    g.min_batch = 5;
     g.quantize_path = v.path;
     g.offset_groups = kGroups;
     g.offset_mul = -16;
@@ -260,7 +263,7 @@ GemmKernels gemm_q_1_kernels(PathVariant v) {
   if (v.path == CpuPath::Avx512) {
     g.panel = v.vnni ? eight_lane_panel<repack_nibbles_panel<Block, kFive, true>, true, true>
                      : eight_lane_panel<repack_nibbles_panel<Block, kFive, true>, false, true>;
-    g.min_batch = 8;
+    g.min_batch = 5;
     g.quantize_path = v.path;
     g.offset_groups = 1;
     g.q8_1 = true;

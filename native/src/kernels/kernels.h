@@ -71,7 +71,7 @@ struct Kernels {
   // 64-byte aligned. Allocates nothing.
   void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch,
               float* y, int64_t y_stride, void* scratch) const;
-  // As above; batches of 8 or more rows take the blocked GEMM path (same
+  // As above; larger batches (5+ rows, per type and path) take the blocked GEMM path (same
   // results bit for bit) when the type has one on this path and the scratch
   // holds matmul_scratch_bytes(w.cols, batch, pool.size()).
   void matmul(ThreadPool& pool, const WeightMatrix& w, const float* x, int64_t batch,
