@@ -93,12 +93,13 @@ test('rows and verdicts of the service, memory and start-up targets', () => {
   // RSS - weights - KV = 110 - 30 = 80 MB < 100 MB
   expect(memory.map((r) => [r.measure, r.ours, r.met])).toEqual([
     ['RSS - weights - KV, 2 workers', 80, true],
+    ['RSS - weights (KV ~untouched), 2 workers', 110, false],
     ['RSS growth over 10000 requests, 2 workers', 2, true],
   ]);
   const startup = startupRows({ model: '/m/b.gguf', results: [{ variant: 'plain', best_first_token_ms: 700, median_first_token_ms: 1200 }] });
   expect(startup.map((r) => [r.measure, r.ours, r.met])).toEqual([['first token after start, median', 1200, false]]);
   const table = formatTargets([...service, ...memory, ...startup]);
-  expect(table.split('\n')).toHaveLength(2 + 7);
+  expect(table.split('\n')).toHaveLength(2 + 8);
   expect(table).toContain('96.0 %');
   expect(table).toContain('1000 (engine alone)');
   expect(table).toMatch(/first token after start, median\s+1200 ms\s+-\s+-\s+< 1000 ms\s+NO/);
