@@ -245,30 +245,14 @@ class BatchingEngine {
         i--;
         continue;
       }
-      b.seq[n] = s.slot;
-      b.token[n] = s.lastToken;
-      b.pos[n] = s.pos;
-      b.logits[n] = 1;
-      this.batchSeqs[n] = s;
-      s.pos++;
-      n++;
+      n = this.addDecodeEntry(s, n);
     }
     // Prompt chunks, first come first served, while the batch has room.
     for (const s of this.active) {
       if (s.paused || s.fed >= s.prompt.length) continue;
-      const end = Math.min(s.prompt.length, (Math.floor(s.fed / this.prefillChunk) + 1) * this.prefillChunk);
-      const count = end - s.fed;
-      if (n + count > cap) break;
-      for (let p = s.fed; p < end; p++) {
-        b.seq[n] = s.slot;
-        b.token[n] = s.prompt[p];
-        b.pos[n] = p;
-        b.logits[n] = p === s.prompt.length - 1 ? 1 : 0;
-        this.batchSeqs[n] = s;
-        n++;
-      }
-      s.fed = end;
-      s.pos = end;
+      const end = this.chunkEnd(s);
+      if (n + end - s.fed > cap) break;
+      n = this.addPromptChunk(s, n, end);
     }
     b.length = n;
     return n;
@@ -296,26 +280,11 @@ class BatchingEngine {
           i--;
           continue;
         }
-        b.seq[n] = s.slot;
-        b.token[n] = s.lastToken;
-        b.pos[n] = s.pos;
-        b.logits[n] = 1;
-        this.batchSeqs[n] = s;
-        s.pos++;
-        n++;
+        n = this.addDecodeEntry(s, n);
       } else {
-        const end = Math.min(s.prompt.length, (Math.floor(s.fed / this.prefillChunk) + 1) * this.prefillChunk);
+        const end = this.chunkEnd(s);
         if (n + end - s.fed > cap) break;
-        for (let p = s.fed; p < end; p++) {
-          b.seq[n] = s.slot;
-          b.token[n] = s.prompt[p];
-          b.pos[n] = p;
-          b.logits[n] = p === s.prompt.length - 1 ? 1 : 0;
-          this.batchSeqs[n] = s;
-          n++;
-        }
-        s.fed = end;
-        s.pos = end;
+        n = this.addPromptChunk(s, n, end);
       }
       served.push(s);
     }
@@ -324,6 +293,39 @@ class BatchingEngine {
       this.active.push(s);
     }
     b.length = n;
+    return n;
+  }
+
+  /** Batch entry n: the sequence's last sampled token at its next position. Returns n + 1. */
+  private addDecodeEntry(s: Sequence, n: number): number {
+    const b = this.batch;
+    b.seq[n] = s.slot;
+    b.token[n] = s.lastToken;
+    b.pos[n] = s.pos;
+    b.logits[n] = 1;
+    this.batchSeqs[n] = s;
+    s.pos++;
+    return n + 1;
+  }
+
+  /** Where the sequence's next prompt chunk ends: the next multiple of the chunk size, or the prompt's end. */
+  private chunkEnd(s: Sequence): number {
+    return Math.min(s.prompt.length, (Math.floor(s.fed / this.prefillChunk) + 1) * this.prefillChunk);
+  }
+
+  /** Entries n.. : prompt tokens fed..end-1, logits for the prompt's last token only. Returns the next n. */
+  private addPromptChunk(s: Sequence, n: number, end: number): number {
+    const b = this.batch;
+    for (let p = s.fed; p < end; p++) {
+      b.seq[n] = s.slot;
+      b.token[n] = s.prompt[p];
+      b.pos[n] = p;
+      b.logits[n] = p === s.prompt.length - 1 ? 1 : 0;
+      this.batchSeqs[n] = s;
+      n++;
+    }
+    s.fed = end;
+    s.pos = end;
     return n;
   }
 
