@@ -17,6 +17,12 @@ inline float f32_from_bits(uint32_t u) {
   std::memcpy(&f, &u, 4);
   return f;
 }
+// Round to nearest, ties to even, for |v| < 2^22 (ggml's nearest_int; the
+// activation quantizers round with it so their bytes match ggml's).
+inline int nearest_int(float v) {
+  const float shifted = v + 12582912.f;  // 1.5 * 2^23
+  return static_cast<int>(f32_bits(shifted) & 0x007fffff) - 0x00400000;
+}
 
 inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;

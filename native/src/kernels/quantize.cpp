@@ -16,14 +16,6 @@
 namespace ts {
 namespace kimpl {
 
-namespace {
-// Round to nearest, ties to even, for |v| < 2^22 (ggml's nearest_int).
-inline int nearest_int(float v) {
-  const float shifted = v + 12582912.f;  // 1.5 * 2^23
-  return static_cast<int>(f32_bits(shifted) & 0x007fffff) - 0x00400000;
-}
-}  // namespace
-
 // ---------------------------------------------------------------- scalar
 
 void quantize_row_q8_0_scalar(const float* x, void* dst, int64_t n) {
