@@ -96,6 +96,33 @@ inline const block_q8_0* q8_0g4_tail(const uint8_t* act_row, int64_t nb) {
   return reinterpret_cast<const block_q8_0*>(act_row + (nb / 4) * sizeof(Q8_0G4Group)) - nb / 4 * 4;
 }
 
+// Both SIMD kernels end alike: the last 1..3 blocks (from block i on, plain
+// Q8_0 activations after the groups) one at a time in the same order, then
+// each output's horizontal sum.
+template <int R, int B>
+TS_AVX2 inline void q5_0_finish_avx2(const uint8_t* w, size_t w_stride, const uint8_t* act, size_t act_stride,
+                                     int64_t nb, int64_t i, __m256* acc, float* y, int64_t y_stride,
+                                     int64_t y_row_step) {
+  for (; i < nb; ++i) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const block_q5_0& x = reinterpret_cast<const block_q5_0*>(w + r * w_stride)[i];
+      const __m256i q = unpack_q5_0_avx2(x);
+      const float dw = _cvtsh_ss(x.d);
+#pragma GCC unroll 4
+      for (int b = 0; b < B; ++b) {
+        const block_q8_0& yb = q8_0g4_tail(act + b * act_stride, nb)[i];
+        acc[r * B + b] = q5_0_block_step_avx2(acc[r * B + b], q, dw,
+                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs)),
+                                              _mm256_set1_ps(_cvtsh_ss(yb.d)));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+    for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]);
+}
+
 // R weight rows against B activation rows (R * B <= 4 outputs; see
 // rows_by_blocks) over Q8_0G4 activations (4 blocks' values back to back,
 // their scales widened to f32 per lane). |q| times y with q's sign through
@@ -129,24 +156,7 @@ struct Q5_0BlockAvx2 {
         }
       }
     }
-    for (; i < nb; ++i) {  // the last 1..3 blocks, plain Q8_0 activations
-#pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const block_q5_0& x = reinterpret_cast<const block_q5_0*>(w + r * w_stride)[i];
-        const __m256i q = unpack_q5_0_avx2(x);
-        const float dw = _cvtsh_ss(x.d);
-#pragma GCC unroll 4
-        for (int b = 0; b < B; ++b) {
-          const block_q8_0& yb = q8_0g4_tail(act + b * act_stride, nb)[i];
-          acc[r * B + b] = q5_0_block_step_avx2(acc[r * B + b], q, dw,
-                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs)),
-                                                _mm256_set1_ps(_cvtsh_ss(yb.d)));
-        }
-      }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]);
+    q5_0_finish_avx2<R, B>(w, w_stride, act, act_stride, nb, i, acc, y, y_stride, y_row_step);
   }
 };
 
@@ -237,24 +247,7 @@ struct Q5_0BlockAvx512 {
         }
       }
     }
-    for (; i < nb; ++i) {  // the last 1..3 blocks, plain Q8_0 activations
-      #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const block_q5_0& x = reinterpret_cast<const block_q5_0*>(w + r * w_stride)[i];
-        const __m256i q = unpack_q5_0_avx2(x);
-        const float dw = _cvtsh_ss(x.d);
-        #pragma GCC unroll 4
-        for (int b = 0; b < B; ++b) {
-          const block_q8_0& yb = q8_0g4_tail(act + b * act_stride, nb)[i];
-          acc[r * B + b] = q5_0_block_step_avx2(acc[r * B + b], q, dw,
-                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs)),
-                                                _mm256_set1_ps(_cvtsh_ss(yb.d)));
-        }
-      }
-    }
-    #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-      for (int b = 0; b < B; ++b) y[b * y_stride + r * y_row_step] = hsum_f32x8(acc[r * B + b]);
+    q5_0_finish_avx2<R, B>(w, w_stride, act, act_stride, nb, i, acc, y, y_stride, y_row_step);
   }
 };
 
