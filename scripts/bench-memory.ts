@@ -6,10 +6,13 @@
 // should be about one copy of the mapped file + the KV caches (K workers × slots
 // × context, resident as far as used) + a fixed overhead (Node itself, V8
 // isolates, buffers) under 100 MB, and stay flat however many requests go
-// through. Printed: RSS minus the weights, next to the KV caches allocated. For each K: RSS (file-backed and
-// anonymous parts, from /proc) after loading and after a warm-up, then every
-// --every requests of a --requests run (half on Complete calls, half as
-// generations multiplexed on Generate streams that are reopened every 50).
+// through. The server's /proc/<pid>/smaps says exactly which resident pages are
+// the weights (the model file's mapping) and which the KV caches (the memfds
+// named tokenstream-kv the engine maps them in), so the overhead printed is
+// RSS - resident weights - resident KV, with no credit for KV pages never
+// touched. For each K: RSS and its parts after loading and after a warm-up,
+// then every --every requests of a --requests run (half on Complete calls,
+// half as generations multiplexed on Generate streams that are reopened every 50).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,6 +21,7 @@ import { packageRoot } from '../server/src/engine/addon';
 import { Model } from '../server/src/engine/model';
 import { quietServe } from './bench-service';
 import { ChildServer, processMemory, uptime } from './service/child-server';
+import { residentMemory } from './service/smaps';
 
 const MB = 1024 * 1024;
 const PROMPT = [1, 450, 1024, 338, 263];
@@ -40,6 +44,19 @@ export interface MemorySample {
   rss_mb: number;
   rss_file_mb: number;
   rss_anon_mb: number;
+  rss_shmem_mb: number;
+  /** resident pages of the model file's mapping */
+  weights_mb: number;
+  /** resident pages of the KV caches */
+  kv_resident_mb: number;
+  /** resident pages of the node executable */
+  node_mb: number;
+  /** other file mappings (shared libraries, the addon) */
+  other_files_mb: number;
+  /** anonymous memory (V8 heaps, malloc, stacks) */
+  anon_mb: number;
+  /** RSS - weights_mb - kv_resident_mb (RSS summed over smaps) */
+  overhead_mb: number;
 }
 
 export interface MemoryResult {
@@ -50,6 +67,10 @@ export interface MemoryResult {
   samples: MemorySample[];
   /** RSS at the end minus the mapped weights (the file): KV caches as far as touched + everything else */
   beyond_weights_mb: number;
+  /** at the end: RSS - resident weights - resident KV caches */
+  overhead_mb: number;
+  /** at the end: the KV caches' resident part */
+  kv_resident_mb: number;
   /** RSS at the end minus RSS after the first --every requests */
   growth_mb: number;
 }
@@ -91,9 +112,29 @@ function options(argv: string[]): Options {
   };
 }
 
-function sample(pid: number, requests: number): MemorySample {
+function sample(pid: number, requests: number, model: string): MemorySample {
   const m = processMemory(pid);
-  return { requests, rss_mb: m.rss / MB, rss_file_mb: m.rssFile / MB, rss_anon_mb: m.rssAnon / MB };
+  const r = residentMemory(pid, [model]);
+  return {
+    requests,
+    rss_mb: m.rss / MB,
+    rss_file_mb: m.rssFile / MB,
+    rss_anon_mb: m.rssAnon / MB,
+    rss_shmem_mb: m.rssShmem / MB,
+    weights_mb: r.weights / MB,
+    kv_resident_mb: r.kv / MB,
+    node_mb: r.node / MB,
+    other_files_mb: r.otherFiles / MB,
+    anon_mb: r.anon / MB,
+    overhead_mb: (r.rss - r.weights - r.kv) / MB,
+  };
+}
+
+function breakdown(s: MemorySample): string {
+  return (
+    `RSS ${s.rss_mb.toFixed(1)} MB = weights ${s.weights_mb.toFixed(1)} + KV ${s.kv_resident_mb.toFixed(1)} + overhead ${s.overhead_mb.toFixed(1)}` +
+    ` (node ${s.node_mb.toFixed(1)}, other files ${s.other_files_mb.toFixed(1)}, anon ${s.anon_mb.toFixed(1)})`
+  );
 }
 
 /** KV cache bytes of one worker's session (asked of the engine with the server's settings). */
@@ -151,18 +192,19 @@ async function measure(o: Options, workers: number, kvBytes: number, log: (l: st
   try {
     const address = await server.listening;
     await server.serving;
-    const loaded = sample(server.pid, 0);
+    const loaded = sample(server.pid, 0, o.model);
     const client = new TokenStreamClient(address);
     const samples: MemorySample[] = [];
     try {
       await load(client, Math.max(o.concurrency, 200), o, () => undefined); // warm-up: every page of the weights touched, JIT warm
-      samples.push(sample(server.pid, 0));
-      log(`  K=${workers}: loaded ${loaded.rss_mb.toFixed(1)} MB, after warm-up ${samples[0].rss_mb.toFixed(1)} MB (file ${samples[0].rss_file_mb.toFixed(1)}, anon ${samples[0].rss_anon_mb.toFixed(1)})`);
+      samples.push(sample(server.pid, 0, o.model));
+      log(`  K=${workers}: loaded: ${breakdown(loaded)}`);
+      log(`       warm:   ${breakdown(samples[0])}`);
       await load(client, o.requests, o, (n) => {
         if (n % o.every !== 0) return;
-        const s = sample(server.pid, n);
+        const s = sample(server.pid, n, o.model);
         samples.push(s);
-        log(`    ${String(n).padStart(6)} requests: RSS ${s.rss_mb.toFixed(1)} MB (file ${s.rss_file_mb.toFixed(1)}, anon ${s.rss_anon_mb.toFixed(1)})`);
+        log(`    ${String(n).padStart(6)} requests: ${breakdown(s)}`);
       });
     } finally {
       client.close();
@@ -178,6 +220,8 @@ async function measure(o: Options, workers: number, kvBytes: number, log: (l: st
       loaded,
       samples,
       beyond_weights_mb: last.rss_mb - fileMb,
+      overhead_mb: last.overhead_mb,
+      kv_resident_mb: last.kv_resident_mb,
       growth_mb: last.rss_mb - firstRun.rss_mb,
     };
   } finally {
@@ -199,12 +243,12 @@ export async function main(argv: string[]): Promise<number> {
     results.push(await measure(o, k, kv, log));
   }
   log('');
-  log('  workers   weights MB   KV allocated MB   RSS MB (loaded / warm / end)   RSS - weights MB   growth over the run MB');
+  log('  workers   RSS MB (loaded / warm / end)   weights MB (file)   KV resident MB (allocated)   RSS - weights - KV MB   growth over the run MB');
   for (const r of results) {
     const warm = r.samples[0];
     const end = r.samples[r.samples.length - 1];
     log(
-      `  ${String(r.workers).padStart(7)}   ${r.file_mb.toFixed(1).padStart(10)}   ${r.kv_cache_mb.toFixed(1).padStart(15)}   ${`${r.loaded.rss_mb.toFixed(1)} / ${warm.rss_mb.toFixed(1)} / ${end.rss_mb.toFixed(1)}`.padStart(28)}   ${r.beyond_weights_mb.toFixed(1).padStart(16)}   ${r.growth_mb.toFixed(1).padStart(6)}`,
+      `  ${String(r.workers).padStart(7)}   ${`${r.loaded.rss_mb.toFixed(1)} / ${warm.rss_mb.toFixed(1)} / ${end.rss_mb.toFixed(1)}`.padStart(28)}   ${`${end.weights_mb.toFixed(1)} (${r.file_mb.toFixed(1)})`.padStart(17)}   ${`${end.kv_resident_mb.toFixed(1)} (${r.kv_cache_mb.toFixed(1)})`.padStart(26)}   ${r.overhead_mb.toFixed(1).padStart(21)}   ${r.growth_mb.toFixed(1).padStart(6)}`,
     );
   }
   log(`  ${uptime()}`);

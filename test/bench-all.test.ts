@@ -87,19 +87,20 @@ test('rows and verdicts of the service, memory and start-up targets', () => {
   const memory = memoryRows({
     model: '/m/a.gguf',
     results: [
-      { workers: 2, file_mb: 140, kv_cache_mb: 30, beyond_weights_mb: 110, growth_mb: 2, samples: [{ requests: 0, rss_mb: 240 }, { requests: 10000, rss_mb: 250 }] },
+      { workers: 2, file_mb: 140, kv_cache_mb: 30, beyond_weights_mb: 110, overhead_mb: 80, kv_resident_mb: 4, growth_mb: 2, samples: [{ requests: 0, rss_mb: 240 }, { requests: 10000, rss_mb: 250 }] },
+      { workers: 4, file_mb: 140, kv_cache_mb: 60, beyond_weights_mb: 130, overhead_mb: 120, kv_resident_mb: 8, growth_mb: 12, samples: [{ requests: 0, rss_mb: 240 }, { requests: 10000, rss_mb: 270 }] },
     ],
   });
-  // RSS - weights - KV = 110 - 30 = 80 MB < 100 MB
   expect(memory.map((r) => [r.measure, r.ours, r.met])).toEqual([
-    ['RSS - weights - KV, 2 workers', 80, true],
-    ['RSS - weights (KV ~untouched), 2 workers', 110, false],
+    ['RSS - weights - KV (resident), 2 workers', 80, true],
     ['RSS growth over 10000 requests, 2 workers', 2, true],
+    ['RSS - weights - KV (resident), 4 workers', 120, false],
+    ['RSS growth over 10000 requests, 4 workers', 12, false],
   ]);
   const startup = startupRows({ model: '/m/b.gguf', results: [{ variant: 'plain', best_first_token_ms: 700, median_first_token_ms: 1200 }] });
   expect(startup.map((r) => [r.measure, r.ours, r.met])).toEqual([['first token after start, median', 1200, false]]);
   const table = formatTargets([...service, ...memory, ...startup]);
-  expect(table.split('\n')).toHaveLength(2 + 8);
+  expect(table.split('\n')).toHaveLength(2 + 9);
   expect(table).toContain('96.0 %');
   expect(table).toContain('1000 (engine alone)');
   expect(table).toMatch(/first token after start, median\s+1200 ms\s+-\s+-\s+< 1000 ms\s+NO/);

@@ -97,14 +97,14 @@ export class ChildServer {
   }
 }
 
-/** Resident set size of a process in bytes (Linux /proc), and the part of it that maps files. */
-export function processMemory(pid: number): { rss: number; rssFile: number; rssAnon: number } {
+/** Resident set size of a process in bytes (Linux /proc): its file-backed, anonymous and shared-memory (tmpfs, memfd) parts. */
+export function processMemory(pid: number): { rss: number; rssFile: number; rssAnon: number; rssShmem: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string): number => {
     const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
     return m ? Number(m[1]) * 1024 : 0;
   };
-  return { rss: kb('VmRSS'), rssFile: kb('RssFile'), rssAnon: kb('RssAnon') };
+  return { rss: kb('VmRSS'), rssFile: kb('RssFile'), rssAnon: kb('RssAnon'), rssShmem: kb('RssShmem') };
 }
 
 /** `uptime` (load averages), for the record next to each measurement. */

@@ -299,6 +299,12 @@ Napi::Value SessionLength(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value SessionKvResident(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    return Napi::Number::New(info.Env(), static_cast<double>(GetSession(info[0]).kv_resident_bytes()));
+  });
+}
+
 Napi::Value SessionClose(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Unwrap<SessionHandle>(info[0], "session")->session.reset();
@@ -323,6 +329,7 @@ void RegisterModelBindings(Napi::Env env, Napi::Object exports) {
   exports.Set("sessionSample", Napi::Function::New(env, SessionSample, "sessionSample"));
   exports.Set("sessionClear", Napi::Function::New(env, SessionClear, "sessionClear"));
   exports.Set("sessionLength", Napi::Function::New(env, SessionLength, "sessionLength"));
+  exports.Set("sessionKvResident", Napi::Function::New(env, SessionKvResident, "sessionKvResident"));
   exports.Set("sessionClose", Napi::Function::New(env, SessionClose, "sessionClose"));
   exports.Set("heapAllocationCount", Napi::Function::New(env, HeapAllocationCount, "heapAllocationCount"));
 }

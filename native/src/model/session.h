@@ -52,6 +52,8 @@ class Session {
   int threads() const { return pool_->size(); }
   int64_t vocab_size() const { return model_->config().n_vocab; }
   size_t kv_cache_bytes() const { return kv_.bytes(); }
+  // The part of the KV cache in memory now: the pages positions were written to.
+  size_t kv_resident_bytes() const { return kv_.resident_bytes(); }
 
   // Validates the batch (nothing changes if it is bad: EngineError
   // INVALID_ARGUMENT / OUT_OF_RANGE), then runs one forward pass over it.

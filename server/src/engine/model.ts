@@ -167,6 +167,10 @@ export class Session implements SessionApi {
     return this.addon.sessionLength(this.live(), seq) as number;
   }
 
+  get kvResidentBytes(): number {
+    return this.addon.sessionKvResident(this.live()) as number;
+  }
+
   close(): void {
     if (this.handle === undefined) return;
     this.addon.sessionClose(this.handle);

@@ -151,5 +151,9 @@ export interface Session {
   clearSequence(seq: number): void;
   /** Tokens currently cached for a sequence (its next position). */
   sequenceLength(seq: number): number;
+  /** Bytes of the KV cache allocated (all slots × context). */
+  readonly kvCacheBytes: number;
+  /** Bytes of the KV cache in memory now: the pages written so far (≤ kvCacheBytes, rounded to pages). */
+  readonly kvResidentBytes: number;
   close(): void;
 }
