@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +17,8 @@
 #include "bindings/registry.h"
 #include "kernels/kernels.h"
 #include "kernels/reference.h"
+#include "model/attention_kernels.h"
+#include "model/fp16.h"
 #include "runtime/thread_pool.h"
 
 namespace ts {
@@ -244,6 +247,84 @@ Napi::Value Fp32ToFp16(const Napi::CallbackInfo& info) {
   });
 }
 
+// attendF16(path, blocked, hd, span, nPos, q, k, v, scale) -> Float32Array
+// One attention task over a F16 cache (q: [span][hd] f32, rounded to half
+// here as the forward pass does; k, v: [nPos][hd] half bits). Returns the
+// unnormalised half sums widened to f32 [span][hd], then M [span] and S [span].
+// blocked = false runs the per-position loop even where a blocked kernel exists.
+Napi::Value AttendF16(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const CpuPath path = kernels_arg(info, 0).path;
+    if (info.Length() <= 1 || !info[1].IsBoolean()) bad("blocked must be a boolean");
+    const bool blocked = info[1].As<Napi::Boolean>().Value();
+    const int hd = static_cast<int>(int_arg(info, 2, "hd", 1, 1024));
+    const int span = static_cast<int>(int_arg(info, 3, "span", 1, 64));
+    const int n_pos = static_cast<int>(int_arg(info, 4, "nPos", 0, 1 << 20));
+    auto q = array_arg<float>(info, 5, "q", napi_float32_array);
+    auto k = array_arg<uint16_t>(info, 6, "k", napi_uint16_array);
+    auto v = array_arg<uint16_t>(info, 7, "v", napi_uint16_array);
+    if (info.Length() <= 8 || !info[8].IsNumber()) bad("scale must be a number");
+    const float scale = info[8].As<Napi::Number>().FloatValue();
+    const size_t qn = static_cast<size_t>(span) * hd, kvn = static_cast<size_t>(n_pos) * hd;
+    if (q.ElementLength() != qn) bad("q must hold span * hd values");
+    if (k.ElementLength() != kvn || v.ElementLength() != kvn) bad("k and v must hold nPos * hd values");
+    const AttentionKernels& ak = attention_kernels(path);
+    std::vector<float> qs(qn);
+    std::vector<uint16_t> acc(qn, 0);
+    ak.f32_to_f16(q.Data(), acc.data(), static_cast<int>(qn));
+    for (size_t i = 0; i < qn; ++i) qs[i] = HalfToFloat(acc[i]);
+    std::fill(acc.begin(), acc.end(), static_cast<uint16_t>(0));
+    std::vector<float> M(span, -std::numeric_limits<float>::infinity()), S(span, 0.0f);
+    attend_f16(ak, AttendF16Args{qs.data(), span, hd, k.Data(), v.Data(), static_cast<size_t>(hd), n_pos, scale, acc.data(),
+                                 M.data(), S.data()},
+               blocked);
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), qn + 2 * span);
+    for (size_t i = 0; i < qn; ++i) out[i] = HalfToFloat(acc[i]);
+    for (int j = 0; j < span; ++j) {
+      out[qn + j] = M[j];
+      out[qn + span + j] = S[j];
+    }
+    return out;
+  });
+}
+
+// expSweep(path, firstBits, step, count) -> [mismatches, firstMismatchBits]
+// Compares exp_f32x16_exact with std::exp on the floats whose bit patterns
+// are firstBits + i * step (mod 2^32), i < count.
+Napi::Value ExpSweep(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const CpuPath path = kernels_arg(info, 0).path;
+    const uint32_t first = static_cast<uint32_t>(int_arg(info, 1, "firstBits", 0, 0xffffffffLL));
+    const uint32_t step = static_cast<uint32_t>(int_arg(info, 2, "step", 1, 0xffffffffLL));
+    const int64_t count = int_arg(info, 3, "count", 0, int64_t{1} << 32);
+    double mismatches = 0, first_bad = -1;
+    float x[16], y[16];
+    for (int64_t i0 = 0; i0 < count; i0 += 16) {
+      const int n = static_cast<int>(std::min<int64_t>(16, count - i0));
+      for (int i = 0; i < 16; ++i) {
+        const uint32_t bits = first + static_cast<uint32_t>(i0 + std::min(i, n - 1)) * step;
+        std::memcpy(&x[i], &bits, 4);
+      }
+      exp_f32x16_exact(x, y, path);
+      for (int i = 0; i < n; ++i) {
+        const float want = std::exp(x[i]);
+        if (std::memcmp(&want, &y[i], 4) != 0 && !(std::isnan(want) && std::isnan(y[i]))) {
+          if (mismatches == 0) {
+            uint32_t bits;
+            std::memcpy(&bits, &x[i], 4);
+            first_bad = bits;
+          }
+          ++mismatches;
+        }
+      }
+    }
+    Napi::Array out = Napi::Array::New(info.Env(), 2);
+    out[0u] = Napi::Number::New(info.Env(), mismatches);
+    out[1u] = Napi::Number::New(info.Env(), first_bad);
+    return out;
+  });
+}
+
 // readBandwidth(bytes, threads) -> GB/s
 Napi::Value ReadBandwidth(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
@@ -320,6 +401,8 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
   k.Set("quantizeRowQ8_1", Napi::Function::New(env, QuantizeRow<GGML_Q8_1>));
   k.Set("fp32ToFp16", Napi::Function::New(env, Fp32ToFp16));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidth));
+  k.Set("attendF16", Napi::Function::New(env, AttendF16));
+  k.Set("expSweep", Napi::Function::New(env, ExpSweep));
   k.Set("threadPoolRun", Napi::Function::New(env, ThreadPoolRun));
   exports.Set("kernels", k);
 }

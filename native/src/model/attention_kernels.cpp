@@ -13,6 +13,10 @@
 
 namespace ts {
 
+#if defined(__x86_64__)
+void AttendF16BlockedAvx512(const AttendF16Args& a);  // attention_blocked.cpp
+#endif
+
 namespace {
 
 // ---- scalar reference ----
@@ -256,14 +260,16 @@ void MadF16Neon(uint16_t* y, const uint16_t* v, float s, int n) {
 #endif
 
 const AttentionKernels kScalar{DotF16Scalar, DotF32Scalar, AxpyF16Scalar, AxpyF32Scalar, F32ToF16Scalar,
-                               ScaleF16Scalar, MadF16Scalar};
+                               ScaleF16Scalar, MadF16Scalar, nullptr};
 #if defined(__x86_64__)
-const AttentionKernels kAvx2{DotF16Avx2, DotF32Avx2, AxpyF16Avx2, AxpyF32Avx2, F32ToF16Avx2, ScaleF16Avx2, MadF16Avx2};
+const AttentionKernels kAvx2{DotF16Avx2, DotF32Avx2, AxpyF16Avx2, AxpyF32Avx2, F32ToF16Avx2, ScaleF16Avx2, MadF16Avx2,
+                             nullptr};
 const AttentionKernels kAvx512{DotF16Avx512, DotF32Avx512, AxpyF16Avx512, AxpyF32Avx512, F32ToF16Avx2,
-                               ScaleF16Avx512, MadF16Avx512};
+                               ScaleF16Avx512, MadF16Avx512, AttendF16BlockedAvx512};
 #endif
 #if defined(__aarch64__)
-const AttentionKernels kNeon{DotF16Neon, DotF32Neon, AxpyF16Neon, AxpyF32Neon, F32ToF16Scalar, ScaleF16Scalar, MadF16Neon};
+const AttentionKernels kNeon{DotF16Neon, DotF32Neon, AxpyF16Neon, AxpyF32Neon, F32ToF16Scalar, ScaleF16Scalar, MadF16Neon,
+                             nullptr};
 #endif
 
 }  // namespace
@@ -278,6 +284,33 @@ const AttentionKernels& attention_kernels(CpuPath path) {
     case CpuPath::Neon: return kNeon;
 #endif
     default: return kScalar;
+  }
+}
+
+void attend_f16(const AttentionKernels& ak, const AttendF16Args& a, bool allow_blocked) {
+  if (allow_blocked && ak.attend_f16_blocked && (a.hd == 64 || a.hd == 128)) {
+    ak.attend_f16_blocked(a);
+    return;
+  }
+  const int hd = a.hd;
+  for (int p = 0; p < a.n_pos; ++p) {
+    const uint16_t* k = a.k + static_cast<size_t>(p) * a.stride;
+    const uint16_t* v = a.v + static_cast<size_t>(p) * a.stride;
+    for (int j = 0; j < a.span; ++j) {
+      uint16_t* acc = a.acc16 + static_cast<size_t>(j) * hd;
+      const float s = ak.dot_f16(a.qs + static_cast<size_t>(j) * hd, k, hd) * a.scale;
+      float ms = 1.0f, vs = 1.0f;
+      if (s > a.M[j]) {
+        const float m_old = a.M[j];
+        a.M[j] = s;
+        ms = std::exp(m_old - s);
+        ak.scale_f16(acc, ms, hd);
+      } else {
+        vs = std::exp(s - a.M[j]);
+      }
+      ak.mad_f16(acc, v, vs, hd);
+      a.S[j] = a.S[j] * ms + vs;
+    }
   }
 }
 

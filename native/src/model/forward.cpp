@@ -120,25 +120,8 @@ void Session::Attention(int layer, const BatchView& b) {
         for (int i = 0; i < hd; ++i) qs[j * hd + i] = HalfToFloat(a[i]);
         std::fill(a, a + hd, static_cast<uint16_t>(0));
       }
-      for (int p = 0; p < n_pos; ++p) {
-        const size_t off = base + static_cast<size_t>(p) * kv_dim;
-        const uint16_t* k = kv_.k16(off);
-        const uint16_t* v = kv_.v16(off);
-        for (int j = 0; j < span; ++j) {
-          const float s = ak.dot_f16(qs + j * hd, k, hd) * scale;
-          float ms = 1.0f, vs = 1.0f;
-          if (s > M[j]) {
-            const float m_old = M[j];
-            M[j] = s;
-            ms = std::exp(m_old - s);
-            ak.scale_f16(acc16 + j * hd, ms, hd);
-          } else {
-            vs = std::exp(s - M[j]);
-          }
-          ak.mad_f16(acc16 + j * hd, v, vs, hd);
-          S[j] = S[j] * ms + vs;
-        }
-      }
+      attend_f16(ak, AttendF16Args{qs, span, hd, kv_.k16(base), kv_.v16(base), static_cast<size_t>(kv_dim), n_pos, scale,
+                                   acc16, M, S});
       for (int j = 0; j < span; ++j) {
         float* out = out_all + e * q_dim + (h0 + j) * hd;
         const float inv = S[j] == 0.0f ? 0.0f : 1.0f / S[j];

@@ -110,6 +110,25 @@ export interface KernelsAddon {
   quantizeRowQ8K(path: KernelPathName, x: Float32Array): Uint8Array;
   /** f32 -> IEEE half bits with the path's conversion (round to nearest even) */
   fp32ToFp16(path: KernelPathName, x: Float32Array): Uint16Array;
+  /**
+   * One attention task over a F16 cache: q [span][hd] f32, k and v [nPos][hd]
+   * half bits. Returns the unnormalised half value sums widened to f32
+   * [span][hd], then the running maxima [span] and weight sums [span].
+   * blocked=false forces the per-position loop.
+   */
+  attendF16(
+    path: KernelPathName,
+    blocked: boolean,
+    hd: number,
+    span: number,
+    nPos: number,
+    q: Float32Array,
+    k: Uint16Array,
+    v: Uint16Array,
+    scale: number,
+  ): Float32Array;
+  /** exp of the floats with bits firstBits + i*step (i < count) vs std::exp: [mismatches, first mismatching bits or -1] */
+  expSweep(path: KernelPathName, firstBits: number, step: number, count: number): [number, number];
   /** streaming-read bandwidth in GB/s over a buffer of `bytes` with `threads` threads */
   readBandwidth(bytes: number, threads: number): number;
   /**
