@@ -68,7 +68,10 @@ TS_AVX512 inline __m256 Exp8(__m256 x) {
   const __m512i ki = _mm512_castpd_si512(kd);
   kd = _mm512_sub_pd(kd, _mm512_set1_pd(kShift));
   const __m512d r = _mm512_sub_pd(z, kd);
-  __m512i t = _mm512_i64gather_epi64(_mm512_and_si512(ki, _mm512_set1_epi64(31)), kExpTable.t, 8);
+  // The table lookup T[k % 32] as two 16-entry register permutes (a gather is slower).
+  const __m512i lo = _mm512_permutex2var_epi64(_mm512_loadu_si512(kExpTable.t), ki, _mm512_loadu_si512(kExpTable.t + 8));
+  const __m512i hi = _mm512_permutex2var_epi64(_mm512_loadu_si512(kExpTable.t + 16), ki, _mm512_loadu_si512(kExpTable.t + 24));
+  __m512i t = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), lo, hi);
   t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
   const __m512d s = _mm512_castsi512_pd(t);
   const __m512d p = _mm512_fmadd_pd(_mm512_set1_pd(kC0), r, _mm512_set1_pd(kC1));
