@@ -146,6 +146,7 @@ struct Q8_0BlockAvx512 {
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const block_q8_0* x = reinterpret_cast<const block_q8_0*>(w + r * w_stride) + i;
+        prefetch_ahead<2>(x);  // 136 bytes a step
         const __m512i q01 = load_2x32(x[0].qs, x[1].qs);
         const __m512i q23 = load_2x32(x[2].qs, x[3].qs);
         // |w| times y with w's sign (u8 x s8 form)
