@@ -190,6 +190,8 @@ struct Q4_0BlockAvx512 {
     // 16-bit word index of block k's d in 64 bytes from block 0: 9k (18 bytes per block)
     const __m512i d_index = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 27, 27, 27, 27, 18, 18,
                                              18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    const __m512i q_index = _mm512_set_epi16(35, 34, 33, 32, 31, 30, 29, 28, 26, 25, 24, 23, 22, 21, 20, 19, 17, 16, 15, 14,
+                                             13, 12, 11, 10, 8, 7, 6, 5, 4, 3, 2, 1);
     __m128 acc = _mm_setzero_ps();  // lane s: output slot s = r * B + b
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
@@ -199,14 +201,14 @@ struct Q4_0BlockAvx512 {
       for (int r = 0; r < R; ++r) {
         const uint8_t* xb = w + r * w_stride + i * sizeof(block_q4_0);
         prefetch_ahead<1>(xb);  // 72 bytes a step
-        __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 2)));
-        q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 20)), 1);
-        q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 38)), 2);
-        q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 56)), 3);
+        // The 4 blocks' 72 bytes as 64 + 8: block k's 16 nibble bytes are the
+        // words 9k+1 .. 9k+8, gathered into 128-bit lane k by one word permute.
+        const __m512i head = _mm512_loadu_si512(xb);
+        const __m512i tail = _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xb + 64)));
+        const __m512i q = _mm512_permutex2var_epi16(head, q_index, tail);
         const __m512i lo = _mm512_and_si512(q, low4);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-        const __m512 dw =
-            _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(d_index, _mm512_loadu_si512(xb))));
+        const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(d_index, head)));
 #pragma GCC unroll 4
         for (int b = 0; b < B; ++b) {
           const Q8_0N4Group* g = reinterpret_cast<const Q8_0N4Group*>(act + b * act_stride) + i / 4;
