@@ -160,6 +160,21 @@ TS_AVX2 void dequantize_q4_k_avx2(const void* src, float* dst, int64_t n) {
 
 // ---------------------------------------------------------------- AVX-512
 
+// unpack_scales_mins_k4 in registers (the scalar version's 16-byte result,
+// stored and reloaded as a vector, stalled on store forwarding):
+// 32-bit lanes [u0 & 63.., (u2 & 15..) | (u0 >> 6 & 3..) << 4, u1 & 63.., (u2 >> 4 & 15..) | (u1 >> 6 & 3..) << 4].
+TS_AVX512_VNNI inline __m128i unpack_scales_mins_k4_sse(const uint8_t* packed) {
+  uint32_t u2;
+  std::memcpy(&u2, packed + 8, 4);
+  const __m128i u = _mm_insert_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed)), static_cast<int>(u2), 2);
+  const __m128i x = _mm_srlv_epi32(_mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm_set_epi32(4, 0, 0, 0));  // u0 u2 u1 u2>>4
+  const __m128i y = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));                                             // u0 u0 u1 u1
+  const __m128i even = _mm_and_si128(x, _mm_set1_epi8(0x3f));
+  const __m128i odd = _mm_or_si128(_mm_and_si128(x, _mm_set1_epi8(0x0f)),
+                                   _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(y, 6), _mm_set1_epi8(0x03)), 4));
+  return _mm_blend_epi32(even, odd, 0xA);
+}
+
 // acc += pairwise int16 products of a and b, summed into int32 lanes.
 template <bool kVnni>
 TS_AVX512_VNNI inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
@@ -202,9 +217,7 @@ struct Q4_KRowAvx512 {
       std::memcpy(&dd, &x[i].d, 4);
       const __m128 dmins_w = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
 
-      alignas(16) uint8_t sm[16];
-      unpack_scales_mins_k4(x[i].scales, sm);
-      const __m128i sm16 = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
+      const __m128i sm16 = unpack_scales_mins_k4_sse(x[i].scales);
       const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm16));  // lanes 0..7 scales, 8..15 mins
       const __m128i mins = _mm_cvtepu8_epi16(_mm_srli_si128(sm16, 8));
       const __m512i sc0 = _mm512_permutexvar_epi16(idx0, scales), sc1 = _mm512_permutexvar_epi16(idx1, scales);
