@@ -71,40 +71,21 @@ uint64_t sum_neon(const uint8_t* p, size_t n) {
 // (kernel_impl.h, rows_by_blocks). Measured with 2 threads: 47-52 GB/s against
 // 41-44 for one stream per thread, which the Q8_0 and F16 GEMVs exceeded
 // (they read 47-51 GB/s): a ceiling must be the best way to read, not one way.
+// kPrefetch adds software prefetch kPrefetchAhead bytes ahead on each stream,
+// as the integer row kernels do; the ceiling is the faster of the two.
 // n is a multiple of 4096, so the four quarters cover it.
+template <bool kPrefetch>
 __attribute__((target("avx512f"))) uint64_t sum4_avx512(const uint8_t* p, size_t n) {
   const size_t q = n / 4 / 128 * 128;
-  const uint8_t* s0 = p; const uint8_t* s1 = p + q; const uint8_t* s2 = p + 2 * q; const uint8_t* s3 = p + 3 * q;
-  __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
-  for (size_t i = 0; i < q; i += 128) {
-    a = _mm512_add_epi64(a, _mm512_add_epi64(_mm512_load_si512(s0 + i), _mm512_load_si512(s0 + i + 64)));
-    b = _mm512_add_epi64(b, _mm512_add_epi64(_mm512_load_si512(s1 + i), _mm512_load_si512(s1 + i + 64)));
-    c = _mm512_add_epi64(c, _mm512_add_epi64(_mm512_load_si512(s2 + i), _mm512_load_si512(s2 + i + 64)));
-    d = _mm512_add_epi64(d, _mm512_add_epi64(_mm512_load_si512(s3 + i), _mm512_load_si512(s3 + i + 64)));
-  }
+  const uint8_t* s[4] = {p, p + q, p + 2 * q, p + 3 * q};
+  __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+  for (size_t i = 0; i < q; i += 128)
+    for (int k = 0; k < 4; ++k) {
+      if constexpr (kPrefetch) kimpl::prefetch_ahead<2>(s[k] + i);
+      acc[k] = _mm512_add_epi64(acc[k], _mm512_add_epi64(_mm512_load_si512(s[k] + i), _mm512_load_si512(s[k] + i + 64)));
+    }
   alignas(64) uint64_t out[8];
-  _mm512_store_si512(out, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
-  return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
-}
-// The same with software prefetch kPrefetchAhead bytes ahead on each stream,
-// as the row kernels do (kernel_impl.h): on this machine's Zen 4 that reads
-// faster than the hardware prefetchers alone, and the ceiling is the faster of the two.
-__attribute__((target("avx512f"))) uint64_t sum4_prefetch_avx512(const uint8_t* p, size_t n) {
-  const size_t q = n / 4 / 128 * 128;
-  const uint8_t* s0 = p; const uint8_t* s1 = p + q; const uint8_t* s2 = p + 2 * q; const uint8_t* s3 = p + 3 * q;
-  __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
-  for (size_t i = 0; i < q; i += 128) {
-    kimpl::prefetch_ahead<2>(s0 + i);
-    kimpl::prefetch_ahead<2>(s1 + i);
-    kimpl::prefetch_ahead<2>(s2 + i);
-    kimpl::prefetch_ahead<2>(s3 + i);
-    a = _mm512_add_epi64(a, _mm512_add_epi64(_mm512_load_si512(s0 + i), _mm512_load_si512(s0 + i + 64)));
-    b = _mm512_add_epi64(b, _mm512_add_epi64(_mm512_load_si512(s1 + i), _mm512_load_si512(s1 + i + 64)));
-    c = _mm512_add_epi64(c, _mm512_add_epi64(_mm512_load_si512(s2 + i), _mm512_load_si512(s2 + i + 64)));
-    d = _mm512_add_epi64(d, _mm512_add_epi64(_mm512_load_si512(s3 + i), _mm512_load_si512(s3 + i + 64)));
-  }
-  alignas(64) uint64_t out[8];
-  _mm512_store_si512(out, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+  _mm512_store_si512(out, _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3])));
   return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
 }
 #endif
@@ -113,7 +94,7 @@ using SumFn = uint64_t (*)(const uint8_t*, size_t);
 
 SumFn best_sum(bool prefetch) {
 #if defined(__x86_64__)
-  if (cpu_path_supported(CpuPath::Avx512)) return prefetch ? sum4_prefetch_avx512 : sum4_avx512;
+  if (cpu_path_supported(CpuPath::Avx512)) return prefetch ? sum4_avx512<true> : sum4_avx512<false>;
   if (cpu_path_supported(CpuPath::Avx2)) return sum_avx2;
 #elif defined(__aarch64__)
   return sum_neon;
