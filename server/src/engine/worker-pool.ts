@@ -248,10 +248,11 @@ export class ServedModel {
       // (After the threads are up: starting one resets V8's heap flags, see heap.ts.)
       await Promise.all(this.workers.map((w) => w.online));
       this.tokenizer = Tokenizer.load(this.path);
+      // The workers detokenize from this table's shared memory (each is ready once it has it).
+      for (const w of this.workers) w.post({ type: 'pieces', table: this.tokenizer.pieceTable.data });
       this.vocabSize = this.tokenizer.vocabSize;
       // An upper bound of the longest token's bytes (the stored text's UTF-8 is never
-      // shorter than the piece it stands for): asking for every piece would fill the
-      // tokenizer's piece cache, ~9 MB for a 32k vocabulary, and take longer at start.
+      // shorter than the piece it stands for).
       let longest = 1;
       for (let id = 0; id < this.vocabSize; id++) longest = Math.max(longest, Buffer.byteLength(this.tokenizer.tokenText(id), 'utf8'));
       this.maxTokenBytes = longest;

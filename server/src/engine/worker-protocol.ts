@@ -2,10 +2,11 @@
 // messages are small objects and rare; the per-step token reports go through a
 // shared-memory ring (step-ring.ts) with a wake-up message when the main thread
 // is not already reading.
+import type { PieceTableData } from '../tokenizer/piece-table';
 import type { KvType, LoadOptions, ModelInfo, SamplingConfig } from './types';
 
 /** Bumped on any change here: a stale compiled worker refuses to start. */
-export const WORKER_PROTOCOL_VERSION = 4;
+export const WORKER_PROTOCOL_VERSION = 5;
 
 export interface WorkerConfig {
   protocol: number;
@@ -48,6 +49,8 @@ export interface StartGeneration {
 }
 
 export type ToWorker =
+  /** First: the vocabulary's pieces (shared memory); the worker is ready once it has them. */
+  | { type: 'pieces'; table: PieceTableData }
   | StartGeneration
   | { type: 'cancel'; id: number }
   | { type: 'pause'; id: number }

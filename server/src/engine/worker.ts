@@ -1,6 +1,7 @@
 // An engine worker thread: loads the model (the weights are a shared read-only
 // mapping, so several workers on one file cost no extra memory), owns one Session
-// with `maxSequences` KV slots and runs continuous batching:
+// with `maxSequences` KV slots, detokenizes from the main thread's piece table
+// (shared memory: no vocabulary of its own) and runs continuous batching:
 //
 //   each step: take new messages (starts, cancels, pauses) without yielding,
 //              end cancelled / expired sequences,
@@ -21,7 +22,11 @@ import * as os from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Model } from './model';
 import { nowMs } from '../telemetry/clock';
-import { StopMatcher, Tokenizer } from '../tokenizer';
+// Not '../tokenizer': a worker loads no vocabulary and no tokenizer code, only
+// the main thread's table of pieces (piece-table.ts) and the two stream helpers.
+import { PieceTable } from '../tokenizer/piece-table';
+import { StopMatcher } from '../tokenizer/stop-matcher';
+import { StreamDecoder } from '../tokenizer/stream-decoder';
 import type { Batch, Session } from './types';
 import { StepWriter } from './step-ring';
 import {
@@ -34,11 +39,6 @@ import {
   type ToWorker,
   type WorkerConfig,
 } from './worker-protocol';
-
-interface StreamDecoder {
-  push(id: number): string;
-  flush(): string;
-}
 
 /** One generation in a KV slot. */
 interface Sequence {
@@ -87,11 +87,12 @@ class BatchingEngine {
   private running = false;
   private closing = false;
   private closed = false;
+  /** The vocabulary's pieces: the main thread's first message (no generation comes before it). */
+  private pieces!: PieceTable;
 
   constructor(
     private readonly model: Model,
     private readonly session: Session,
-    private readonly tokenizer: Tokenizer,
     private readonly prefillChunk: number,
     /** 0: every sequence in every step; else at most this many, round robin */
     private readonly maxBatchSequences = 0,
@@ -133,6 +134,10 @@ class BatchingEngine {
         if (s) s.paused = false;
         break;
       }
+      case 'pieces':
+        this.pieces = new PieceTable(msg.table);
+        post({ type: 'ready', info: this.model.info, contextLength: this.session.contextLength, maxSequences: this.session.maxSequences });
+        break;
       case 'shutdown':
         this.closing = true;
         if (msg.force) for (const s of this.active) s.cancelled = true;
@@ -167,7 +172,7 @@ class BatchingEngine {
       paused: false,
       cancelled: false,
       deadline: msg.deadline,
-      decoder: this.tokenizer.createStreamDecoder(),
+      decoder: new StreamDecoder(this.pieces, false),
       stopper: msg.stops.length > 0 ? new StopMatcher(msg.stops) : null,
       stops: msg.stops,
       stopHeld: '',
@@ -370,7 +375,7 @@ class BatchingEngine {
   private onToken(s: Sequence, token: number, lp: { logprob: number; top?: Array<{ token: number; logprob: number }> } | undefined): void {
     s.generated++;
     s.lastToken = token;
-    if (!s.ignoreEos && this.tokenizer.isEndOfGeneration(token)) {
+    if (!s.ignoreEos && this.pieces.isEndOfGeneration(token)) {
       const { text, stopIndex } = this.flushText(s);
       this.report.add(s.id, token, stopIndex >= 0 ? Finish.StopSequence : Finish.Eos, text, stopIndex, lp);
       this.release(s);
@@ -469,7 +474,6 @@ function start(): void {
     // Before the session starts its thread pool: the pool's threads inherit this thread's niceness.
     if (config.nice > 0) os.setPriority(0, config.nice);
     const model = Model.load(config.modelPath, config.load);
-    const tokenizer = Tokenizer.load(config.modelPath);
     const contextLength = config.contextLength > 0 ? config.contextLength : Math.min(model.info.contextLength, DEFAULT_CONTEXT_CAP);
     const session = model.createSession({
       maxSequences: config.maxSequences,
@@ -479,8 +483,8 @@ function start(): void {
       kvType: config.kvType,
       reuseBuffers: config.reuseBuffers,
     });
-    engine = new BatchingEngine(model, session, tokenizer, config.prefillChunk, config.maxBatchSequences);
-    post({ type: 'ready', info: model.info, contextLength: session.contextLength, maxSequences: session.maxSequences });
+    // 'ready' once the main thread's pieces arrive (handle(): 'pieces').
+    engine = new BatchingEngine(model, session, config.prefillChunk, config.maxBatchSequences);
   } catch (err) {
     const code = (err as { code?: string }).code;
     post({ type: 'load-error', message: err instanceof Error ? err.message : String(err), code });

@@ -7,6 +7,7 @@
 import { ATTR, type Vocab } from './vocab';
 import { CODEPOINT_TO_BYTE, utf8Encode } from './unicode';
 import { TokenizerError } from './errors';
+import { pieceTableOf, type PieceTable } from './piece-table';
 
 const SPACE_MARK = /\u2581/g;
 // ignoreBOM: a U+FEFF the tokens spell is text, not a byte order mark to drop
@@ -21,18 +22,33 @@ export function cleanTokenizationSpaces(text: string): string {
 }
 
 export class Detokenizer {
-  /** pieces as llama.cpp's cache has them (special = true), made on first use */
-  private readonly pieces: (Uint8Array | undefined)[];
-  private static readonly EMPTY = new Uint8Array(0);
   readonly addSpacePrefix: boolean;
   readonly cleanSpaces: boolean;
   readonly vocabSize: number;
+  private built: PieceTable | undefined;
 
   constructor(private readonly vocab: Vocab) {
     this.vocabSize = vocab.tokens.length;
     this.addSpacePrefix = vocab.addSpacePrefix;
     this.cleanSpaces = vocab.cleanSpaces;
-    this.pieces = new Array(this.vocabSize);
+  }
+
+  /**
+   * Every piece, in shared memory the engine workers read too: built on first use
+   * (~20-30 ms for a 50k vocabulary; a few hundred KB), not by commands that only encode.
+   */
+  get table(): PieceTable {
+    if (!this.built) {
+      const vocab = this.vocab;
+      this.built = pieceTableOf(
+        this.vocabSize,
+        (id) => tokenPiece(vocab, id, vocab.attrs[id]),
+        (id) => (vocab.attrs[id] & (ATTR.UNKNOWN | ATTR.CONTROL)) !== 0,
+        vocab.eog,
+        { addSpacePrefix: vocab.addSpacePrefix, cleanSpaces: vocab.cleanSpaces },
+      );
+    }
+    return this.built;
   }
 
   checkId(id: number): void {
@@ -44,28 +60,23 @@ export class Detokenizer {
   /** The piece of one token (a view: don't modify); empty for a hidden token unless special. */
   piece(id: number, special: boolean): Uint8Array {
     this.checkId(id);
-    const attr = this.vocab.attrs[id];
-    if (!special && attr & (ATTR.UNKNOWN | ATTR.CONTROL)) return Detokenizer.EMPTY;
-    let p = this.pieces[id];
-    if (p === undefined) {
-      p = tokenPiece(this.vocab, id, attr);
-      this.pieces[id] = p;
-    }
-    return p;
+    return this.table.piece(id, special);
   }
 
   decode(ids: ArrayLike<number>, special: boolean): string {
+    const table = this.table;
     let total = 0;
-    for (let i = 0; i < ids.length; i++) total += this.piece(ids[i], special).length;
+    for (let i = 0; i < ids.length; i++) {
+      this.checkId(ids[i]);
+      total += table.pieceLength(ids[i], special);
+    }
     const buf = new Uint8Array(total);
     let n = 0;
     let removeSpace = this.addSpacePrefix;
     for (let i = 0; i < ids.length; i++) {
-      let p = this.piece(ids[i], special);
-      if (removeSpace && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
+      const skip = removeSpace && table.firstByte(ids[i], special) === 0x20 ? 1 : 0;
       removeSpace = false;
-      buf.set(p, n);
-      n += p.length;
+      n += table.copyPiece(ids[i], special, buf, n, skip);
     }
     const text = utf8.decode(buf.subarray(0, n));
     return this.cleanSpaces ? cleanTokenizationSpaces(text) : text;

@@ -10,12 +10,14 @@ import { Detokenizer } from './detokenizer';
 import { TokenizerError } from './errors';
 import { SpecialTokenSplitter } from './special-tokens';
 import { SpmTokenizer } from './spm';
+import type { PieceTable } from './piece-table';
 import { StreamDecoder } from './stream-decoder';
 import { vocabFromMetadata, type Vocab } from './vocab';
 
 export { TokenizerError, type TokenizerErrorCode } from './errors';
 export { StopMatcher, type StopResult } from './stop-matcher';
-export { StreamDecoder } from './stream-decoder';
+export { StreamDecoder, type PieceSource } from './stream-decoder';
+export { PieceTable, type PieceTableData } from './piece-table';
 export { BUILTIN_CHAT_TEMPLATES, type ChatMessage } from './chat-template';
 
 export interface EncodeOptions {
@@ -157,6 +159,11 @@ export class Tokenizer {
   /** The end-of-generation ids, ascending. */
   endOfGenerationIds(): number[] {
     return [...this.vocab.eog].sort((a, b) => a - b);
+  }
+
+  /** Every token's piece in shared memory, for engine workers (they detokenize with it instead of a Tokenizer). */
+  get pieceTable(): PieceTable {
+    return this.detokenizer.table;
   }
 
   createStreamDecoder(opts: DecodeOptions = {}): StreamDecoder {

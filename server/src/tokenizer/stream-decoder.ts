@@ -8,7 +8,12 @@
 //   ahead, runs as three small state machines that hold back a space (and what
 //   follows it) until the next characters decide its fate.
 
-import type { Detokenizer } from './detokenizer';
+/** Where the pieces come from: a Detokenizer, or a worker's PieceTable (piece-table.ts). */
+export interface PieceSource {
+  piece(id: number, special: boolean): Uint8Array;
+  readonly addSpacePrefix: boolean;
+  readonly cleanSpaces: boolean;
+}
 
 /** Pass 1: drop a space right before one of ? ! . , */
 class DropSpaceBeforePunctuation {
@@ -137,7 +142,7 @@ export class StreamDecoder {
   private removeSpace: boolean;
 
   constructor(
-    private readonly detokenizer: Detokenizer,
+    private readonly detokenizer: PieceSource,
     private readonly special: boolean,
   ) {
     this.clean = detokenizer.cleanSpaces ? new CleanSpacesStream() : null;
