@@ -119,12 +119,27 @@ TS_AVX512 inline __m512 ReduceAdd16(const __m512* V) {
   return _mm512_permutexvar_ps(order, R);
 }
 
-// Scores of one head for keys kf[0..c) (widened, hd = 64 * NB apart), each
+// Where a block's keys or values come from: widened to f32 once for all heads
+// (when several heads read them), or straight from the half cache (when one
+// head does, as in decode, whose tasks take one head each).
+struct WidenedRows {
+  const float* p;
+  int hd;
+  TS_AVX512 __m512 load(int t, int i) const { return _mm512_load_ps(p + t * hd + i); }
+};
+struct HalfRows {
+  const uint16_t* p;
+  size_t stride;
+  TS_AVX512 __m512 load(int t, int i) const {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + t * stride + i)));
+  }
+};
+
+// Scores of one head for keys 0..c of the block (hd = 64 * NB), each
 // summed as DotF16Avx512 sums it: 4 accumulators of 16 lanes over steps of
 // 64, (a0 + a2) + (a1 + a3), then the reduction.
-template <int NB>
-TS_AVX512 inline __m512 Scores(const float* q, const float* kf, int c) {
-  constexpr int hd = 64 * NB;
+template <int NB, class Rows>
+TS_AVX512 inline __m512 Scores(const float* q, const Rows& kr, int c) {
   __m512 qv[4 * NB];
   for (int m = 0; m < 4 * NB; ++m) qv[m] = _mm512_loadu_ps(q + 16 * m);
   __m512 V[16];
@@ -134,11 +149,10 @@ TS_AVX512 inline __m512 Scores(const float* q, const float* kf, int c) {
       V[t] = _mm512_setzero_ps();
       continue;
     }
-    const float* k = kf + t * hd;
     __m512 a[4];
-    for (int m = 0; m < 4; ++m) a[m] = _mm512_fmadd_ps(_mm512_load_ps(k + 16 * m), qv[m], _mm512_setzero_ps());
+    for (int m = 0; m < 4; ++m) a[m] = _mm512_fmadd_ps(kr.load(t, 16 * m), qv[m], _mm512_setzero_ps());
     for (int nb = 1; nb < NB; ++nb)
-      for (int m = 0; m < 4; ++m) a[m] = _mm512_fmadd_ps(_mm512_load_ps(k + 64 * nb + 16 * m), qv[4 * nb + m], a[m]);
+      for (int m = 0; m < 4; ++m) a[m] = _mm512_fmadd_ps(kr.load(t, 64 * nb + 16 * m), qv[4 * nb + m], a[m]);
     V[t] = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
   }
   return ReduceAdd16(V);
@@ -175,10 +189,10 @@ TS_AVX512 inline void Weights(__m512 s, int c, float* M, BlockWeights& w) {
   *M = p[15];
 }
 
-// The sequential part: G heads' half sums over keys vf[0..c), interleaved so
-// that their rounding chains overlap.
-template <int NB, int G>
-TS_AVX512 inline void Accumulate(const float* vf, int c, const BlockWeights* w, uint16_t* acc16, float* S) {
+// The sequential part: G heads' half sums over the block's values 0..c,
+// interleaved so that their rounding chains overlap.
+template <int NB, int G, class Rows>
+TS_AVX512 inline void Accumulate(const Rows& vr, int c, const BlockWeights* w, uint16_t* acc16, float* S) {
   constexpr int hd = 64 * NB;
   __m512 acc[G][4 * NB];
   for (int g = 0; g < G; ++g)
@@ -187,7 +201,8 @@ TS_AVX512 inline void Accumulate(const float* vf, int c, const BlockWeights* w, 
   float sum[G];
   for (int g = 0; g < G; ++g) sum[g] = S[g];
   for (int t = 0; t < c; ++t) {
-    const float* v = vf + t * hd;
+    __m512 v[4 * NB];
+    for (int m = 0; m < 4 * NB; ++m) v[m] = vr.load(t, 16 * m);
     for (int g = 0; g < G; ++g) {
       float ms = 1.0f, vs = w[g].e[t];
       if ((w[g].raises >> t) & 1u) {
@@ -197,7 +212,7 @@ TS_AVX512 inline void Accumulate(const float* vf, int c, const BlockWeights* w, 
         for (int m = 0; m < 4 * NB; ++m) acc[g][m] = RoundHalf(_mm512_mul_ps(acc[g][m], f));
       }
       const __m512 f = _mm512_set1_ps(vs);
-      for (int m = 0; m < 4 * NB; ++m) acc[g][m] = RoundHalf(_mm512_fmadd_ps(_mm512_load_ps(v + 16 * m), f, acc[g][m]));
+      for (int m = 0; m < 4 * NB; ++m) acc[g][m] = RoundHalf(_mm512_fmadd_ps(v[m], f, acc[g][m]));
       sum[g] = sum[g] * ms + vs;  // this file is built with -ffp-contract=off: no fma here
     }
   }
@@ -209,37 +224,50 @@ TS_AVX512 inline void Accumulate(const float* vf, int c, const BlockWeights* w, 
   }
 }
 
+// One block of keys for all heads, reading keys through K and values through V.
+template <int NB, class K, class V>
+TS_AVX512 inline void AttendBlock(const AttendF16Args& a, const K& kr, const V& vr, int c) {
+  constexpr int hd = 64 * NB;
+  constexpr int kGroup = NB == 1 ? 4 : 2;  // heads whose sums fit in registers together
+  BlockWeights w[kGroup];
+  for (int j0 = 0; j0 < a.span; j0 += kGroup) {
+    const int G = a.span - j0 < kGroup ? a.span - j0 : kGroup;
+    for (int g = 0; g < G; ++g) {
+      const __m512 s = _mm512_mul_ps(Scores<NB>(a.qs + (j0 + g) * hd, kr, c), _mm512_set1_ps(a.scale));
+      Weights(s, c, a.M + j0 + g, w[g]);
+    }
+    uint16_t* acc = a.acc16 + static_cast<size_t>(j0) * hd;
+    float* S = a.S + j0;
+    switch (G) {
+      case 1: Accumulate<NB, 1>(vr, c, w, acc, S); break;
+      case 2: Accumulate<NB, 2>(vr, c, w, acc, S); break;
+      case 3: Accumulate<NB, 3>(vr, c, w, acc, S); break;
+      default: Accumulate<NB, kGroup>(vr, c, w, acc, S); break;
+    }
+  }
+}
+
 template <int NB>
 TS_AVX512 void AttendBlocked(const AttendF16Args& a) {
   constexpr int hd = 64 * NB;
-  constexpr int kGroup = NB == 1 ? 4 : 2;  // heads whose sums fit in registers together
+  constexpr int kGroup = NB == 1 ? 4 : 2;
+  // Widen keys once when 2+ heads score them; values when 2+ register groups
+  // of heads read them (within one group each value is read once anyway).
+  const bool widen_k = a.span > 1, widen_v = a.span > kGroup;
   alignas(64) float kf[16 * hd], vf[16 * hd];
-  BlockWeights w[kGroup];
   for (int p0 = 0; p0 < a.n_pos; p0 += 16) {
     const int c = a.n_pos - p0 < 16 ? a.n_pos - p0 : 16;
-    for (int t = 0; t < c; ++t) {
-      const uint16_t* k = a.k + (static_cast<size_t>(p0) + t) * a.stride;
-      const uint16_t* v = a.v + (static_cast<size_t>(p0) + t) * a.stride;
+    const HalfRows kh{a.k + static_cast<size_t>(p0) * a.stride, a.stride};
+    const HalfRows vh{a.v + static_cast<size_t>(p0) * a.stride, a.stride};
+    for (int t = 0; t < c; ++t)
       for (int m = 0; m < 4 * NB; ++m) {
-        _mm512_store_ps(kf + t * hd + 16 * m, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 16 * m))));
-        _mm512_store_ps(vf + t * hd + 16 * m, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 16 * m))));
+        if (widen_k) _mm512_store_ps(kf + t * hd + 16 * m, kh.load(t, 16 * m));
+        if (widen_v) _mm512_store_ps(vf + t * hd + 16 * m, vh.load(t, 16 * m));
       }
-    }
-    for (int j0 = 0; j0 < a.span; j0 += kGroup) {
-      const int G = a.span - j0 < kGroup ? a.span - j0 : kGroup;
-      for (int g = 0; g < G; ++g) {
-        const __m512 s = _mm512_mul_ps(Scores<NB>(a.qs + (j0 + g) * hd, kf, c), _mm512_set1_ps(a.scale));
-        Weights(s, c, a.M + j0 + g, w[g]);
-      }
-      uint16_t* acc = a.acc16 + static_cast<size_t>(j0) * hd;
-      float* S = a.S + j0;
-      switch (G) {
-        case 1: Accumulate<NB, 1>(vf, c, w, acc, S); break;
-        case 2: Accumulate<NB, 2>(vf, c, w, acc, S); break;
-        case 3: Accumulate<NB, 3>(vf, c, w, acc, S); break;
-        default: Accumulate<NB, kGroup>(vf, c, w, acc, S); break;
-      }
-    }
+    const WidenedRows kw{kf, hd}, vw{vf, hd};
+    if (widen_k && widen_v) AttendBlock<NB>(a, kw, vw, c);
+    else if (widen_k) AttendBlock<NB>(a, kw, vh, c);
+    else AttendBlock<NB>(a, kh, vh, c);
   }
 }
 
