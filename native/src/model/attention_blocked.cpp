@@ -6,7 +6,8 @@
 // multiply-add, and the expf call spills every vector register. For a
 // 512-token prompt that loop was ~45 % of the whole forward pass. Here, per
 // block of 16 keys:
-//   1. the keys and values are widened to f32 once for all heads of the group;
+//   1. the keys and values are widened to f32 once for all heads of the task
+//      (read straight from the half cache when one head reads them);
 //   2. the 16 scores of a head come from 16 partial-sum vectors reduced
 //      together by a butterfly that adds lanes in exactly the tree
 //      _mm512_reduce_add_ps uses (distances 8, 4, 2, 1), so each score has the
