@@ -1,5 +1,5 @@
 // npm run bench:service -- [--model FILE]... [--streams 1,8,16] [--tokens N] [--threads N] [--reps N]
-//                          [--engine-nice N] [--main-slice-us N] [--client-slice-us N] [--server-prof DIR] [--json]
+//                          [--engine-nice N] [--server-prof DIR] [--json]
 //
 // Service overhead: tokens/s end to end through gRPC versus the engine alone at
 // the same batch composition, and the latency the service adds to each token.
@@ -27,7 +27,6 @@ import { parseArgs } from 'node:util';
 import { Metadata } from '@grpc/grpc-js';
 import { TokenStreamClient } from '../client/src/client';
 import { packageRoot } from '../server/src/engine/addon';
-import { kernels } from '../server/src/engine/kernels';
 import { Worker } from 'node:worker_threads';
 import { physicalCores } from '../server/src/engine/worker-pool';
 import type { GenerateResponse } from '../server/src/generated/tokenstream/v1/tokenstream';
@@ -53,10 +52,6 @@ interface Options {
   serverProf?: string;
   /** serve --engine-nice */
   engineNice?: string;
-  /** serve --main-slice-us (undefined: serve's default) */
-  mainSliceUs?: string;
-  /** scheduler slice of this client's event-loop thread in µs (0: the kernel's default) */
-  clientSliceUs: number;
 }
 
 export interface StreamsResult {
@@ -102,8 +97,6 @@ function options(argv: string[]): Options {
       json: { type: 'boolean' },
       'server-prof': { type: 'string' },
       'engine-nice': { type: 'string' },
-      'main-slice-us': { type: 'string' },
-      'client-slice-us': { type: 'string' },
     },
   });
   const int = (v: string | undefined, name: string, dflt: number): number => {
@@ -126,8 +119,6 @@ function options(argv: string[]): Options {
     json: values.json ?? false,
     serverProf: values['server-prof'],
     engineNice: values['engine-nice'],
-    mainSliceUs: values['main-slice-us'],
-    clientSliceUs: values['client-slice-us'] === undefined ? 0 : int(values['client-slice-us'], 'client-slice-us', 0),
   };
 }
 
@@ -245,7 +236,7 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
   log(`  ${up}`);
   const timesFile = path.join(os.tmpdir(), `tokenstream-token-times-${process.pid}.json`);
   const server = new ChildServer({
-    args: ['--model', file, '--max-batch', String(maxSeq), '--threads', String(o.threads), '--context', String(context), '--workers', '1', ...quietServe(), ...(o.engineNice ? ['--engine-nice', o.engineNice] : []), ...(o.mainSliceUs !== undefined ? ['--main-slice-us', o.mainSliceUs] : [])],
+    args: ['--model', file, '--max-batch', String(maxSeq), '--threads', String(o.threads), '--context', String(context), '--workers', '1', ...quietServe(), ...(o.engineNice ? ['--engine-nice', o.engineNice] : [])],
     preload: [compiledScript('token-times-hook')],
     env: { TOKENSTREAM_TOKEN_TIMES: timesFile },
     nodeArgs: [...(o.serverProf ? ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', o.serverProf] : []), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
@@ -329,13 +320,6 @@ export async function main(argv: string[]): Promise<number> {
   const log = (l: string): void => {
     (o.json ? process.stderr : process.stdout).write(`${l}\n`);
   };
-  if (o.clientSliceUs > 0) {
-    // The client's own scheduling delay is not the service's: on a machine whose
-    // cores the server's engine keeps busy, a short slice lets this thread stamp
-    // arrivals as they happen (see serve --main-slice-us).
-    const r = kernels().setThreadSlice(o.clientSliceUs);
-    log(r.ok ? `client event-loop slice ${o.clientSliceUs} µs (was ${r.previousMicros})` : `--client-slice-us: ${r.error}`);
-  }
   const all: ModelResult[] = [];
   for (const m of o.models) {
     const r = await benchModel(m, o, log);

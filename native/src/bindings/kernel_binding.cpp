@@ -19,7 +19,6 @@
 #include "kernels/reference.h"
 #include "model/attention_kernels.h"
 #include "model/fp16.h"
-#include "runtime/sched_slice.h"
 #include "runtime/thread_pool.h"
 
 namespace ts {
@@ -391,20 +390,6 @@ void RegisterKernelBindings(Napi::Env env, Napi::Object exports) {
         }));
   k.Set("physicalCores", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
           return Napi::Number::New(info.Env(), physical_core_count());
-        }));
-  // setThreadSlice(micros) -> { ok, previousMicros, error? } for the calling thread; 0 reads only.
-  k.Set("setThreadSlice", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-          return Guard(info.Env(), [&]() -> Napi::Value {
-            const int64_t micros = int_arg(info, 0, "micros", 0, 100000);
-            uint64_t previous = 0;
-            std::string error;
-            const bool ok = set_thread_slice(static_cast<uint64_t>(micros) * 1000, &previous, &error);
-            Napi::Object o = Napi::Object::New(info.Env());
-            o.Set("ok", ok);
-            o.Set("previousMicros", Napi::Number::New(info.Env(), static_cast<double>(previous) / 1000));
-            if (!ok) o.Set("error", error);
-            return o;
-          });
         }));
   k.Set("typeInfo", Napi::Function::New(env, TypeInfo));
   k.Set("dequantizeRow", Napi::Function::New(env, DequantizeRow));

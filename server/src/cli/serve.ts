@@ -2,7 +2,6 @@
 // model on 127.0.0.1:50051 (what `npm start` runs).
 import * as path from 'node:path';
 import { packageRoot } from '../engine/addon';
-import { kernels } from '../engine/kernels';
 import type { CpuPathName, KvType } from '../engine/types';
 import type { ModelSpec } from '../engine/worker-pool';
 import { DEFAULT_BACKPRESSURE } from '../grpc/generation';
@@ -44,14 +43,6 @@ export const SERVE_OPTIONS: OptionSpec[] = [
     default: 0,
     arg: 'N',
     help: "niceness 0..19 of the engine threads: above 0 they give way to the server's main thread at once, so tokens leave sooner when every core decodes",
-  },
-  {
-    name: 'main-slice-us',
-    env: 'TOKENSTREAM_MAIN_SLICE_US',
-    kind: 'int',
-    default: 100,
-    arg: 'N',
-    help: "scheduler time slice of the server's event-loop thread in µs (Linux 6.12+): a short slice lets it preempt the engine threads as soon as tokens are ready; 0 leaves the kernel's default",
   },
   {
     name: 'prefetch',
@@ -125,8 +116,6 @@ export interface ServeCommandOptions extends ServeOptions {
   /** undefined: no endpoint */
   metricsPort: number | undefined;
   metricsHost: string;
-  /** scheduler slice of the event-loop thread in µs; 0: the kernel's default */
-  mainSliceUs: number;
 }
 
 export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeCommandOptions | 'help' {
@@ -149,12 +138,8 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const mainSliceUs = values['main-slice-us'] as number;
-  if (!Number.isInteger(mainSliceUs) || mainSliceUs < 0 || mainSliceUs > 100000)
-    throw new UsageError(`--main-slice-us: an integer 0..100000, got ${mainSliceUs}`);
   return {
     metricsPort,
-    mainSliceUs,
     metricsHost: (values['metrics-host'] as string | undefined) ?? (values.host as string),
     host: values.host as string,
     port,
@@ -204,10 +189,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const log = (msg: string): void => {
     process.stderr.write(`tokenstream: ${msg}\n`);
   };
-  if (opts.mainSliceUs > 0) {
-    const r = kernels().setThreadSlice(opts.mainSliceUs);
-    if (!r.ok) log(`--main-slice-us: left at the kernel's default (${r.error})`);
-  }
   const server = await TokenStreamServer.start(opts);
   log(`listening on ${server.address} (loading ${opts.models.map((m) => `${m.name}=${m.path}`).join(', ')})`);
   let metrics;

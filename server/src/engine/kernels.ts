@@ -59,12 +59,6 @@ export interface KernelsAddon {
   supportedPaths(): CpuPathName[];
   /** physical cores available to this process (SMT siblings once) */
   physicalCores(): number;
-  /**
-   * Scheduler time slice of the calling thread in µs (Linux 6.12+; 0 = read
-   * only). A short slice lets the thread preempt CPU-bound threads as soon as
-   * it wakes. ok=false with the reason where there is no such setting.
-   */
-  setThreadSlice(micros: number): { ok: boolean; previousMicros: number; error?: string };
   typeInfo(type: number): GgmlTypeInfo;
   /** one row of n elements (bytes = exactly one row) to f32 */
   dequantizeRow(type: number, path: KernelPathName, bytes: Uint8Array, n: number): Float32Array;
