@@ -4,7 +4,15 @@
 // Telemetry (OTEL_* environment variables) starts before any command loads, so the gRPC
 // instrumentation can patch @grpc/grpc-js; it is flushed before the process exits.
 // A server keeps its V8 heap small (server/src/engine/heap.ts); set before anything allocates.
-if (process.argv[2] === 'serve') require('../dist/server/src/engine/heap.js').tuneHeapForServing();
+// And its malloc arenas few (server/src/engine/malloc.ts), before any engine worker thread starts.
+if (process.argv[2] === 'serve') {
+  require('../dist/server/src/engine/heap.js').tuneHeapForServing();
+  try {
+    require('../dist/server/src/engine/malloc.js').tuneMallocForServing();
+  } catch {
+    // No addon yet: serve reports that when it loads a model.
+  }
+}
 const telemetry = require('../dist/server/src/telemetry/register.js').startTelemetryForCommand(process.argv[2]);
 
 function flushTelemetry() {

@@ -5,6 +5,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ts::RegisterKernelBindings(env, exports);
   ts::RegisterModelBindings(env, exports);
   ts::RegisterSamplingBindings(env, exports);
+  ts::RegisterMemoryBindings(env, exports);
   return exports;
 }
 

@@ -8,4 +8,5 @@ void RegisterGgufBindings(Napi::Env env, Napi::Object exports);
 void RegisterKernelBindings(Napi::Env env, Napi::Object exports);
 void RegisterModelBindings(Napi::Env env, Napi::Object exports);
 void RegisterSamplingBindings(Napi::Env env, Napi::Object exports);
+void RegisterMemoryBindings(Napi::Env env, Napi::Object exports);
 }  // namespace ts

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { packageRoot } from '../engine/addon';
 import type { CpuPathName, KvType } from '../engine/types';
 import type { ModelSpec } from '../engine/worker-pool';
+import { startMallocTrim } from '../engine/malloc';
 import { DEFAULT_BACKPRESSURE } from '../grpc/generation';
 import { TokenStreamServer, type ServeOptions } from '../grpc/server';
 import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
@@ -232,7 +233,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     await metrics?.close();
     return 1;
   }
+  // Load-time buffers are freed by now; from here on, every 10 s (malloc.ts).
+  const stopTrim = startMallocTrim();
   const code = await stopped;
+  stopTrim();
   await metrics?.close();
   log('stopped');
   return code;
