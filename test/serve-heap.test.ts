@@ -38,4 +38,6 @@ test('the young generation stays small in a server with workers; V8 grows it oth
 test('heap flags of the user win', () => {
   expect(tuneHeapForServing(['--max-semi-space-size=8'], '')).toBe(false);
   expect(tuneHeapForServing([], '--heap-growing-percent=50 --enable-source-maps')).toBe(false);
+  expect(tuneHeapForServing(['--no-optimize-for-size'], '')).toBe(false);
+  expect(tuneHeapForServing([], '--optimize-for-size')).toBe(false);
 });

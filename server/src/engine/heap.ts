@@ -7,16 +7,23 @@
 // the young generation kept at its initial 2 × 1 MB and the old generation let
 // grow by 20 % between full collections, RSS stays flat at about load size
 // (bench:memory: ~200 MB -> ~120 MB after 32 000 requests on the bundled model)
-// for no measurable CPU per token (bench:service). The flags are V8's, process
+// for no measurable CPU per token (bench:service). --optimize-for-size lets the
+// old generation of each isolate grow 2 MB instead of 8 MB past its live size
+// before a full collection (V8's minimum growing step): the live heaps are
+// flat over any number of requests (main ~15 MB, each engine worker ~4 MB after
+// a forced GC), but without it the engine worker's heap climbed 4 -> 10 MB over
+// 12 000 requests before its first full collection, which read as RSS growth
+// (bench:memory, 1 worker: RSS - weights - KV 105-112 -> ~94 MB after 10 000
+// requests; main-thread CPU per token unchanged). The flags are V8's, process
 // wide (worker isolates included) and read at each collection, so setting them
 // at run time is safe; but starting a worker thread puts V8's flags back to the
 // command line's, so they are set again as each engine worker is created and
 // when it is online (worker-pool.ts). A V8 heap flag given by the user (node
 // options or NODE_OPTIONS) wins: then nothing is changed.
 
-export const SERVE_HEAP_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=20'];
+export const SERVE_HEAP_FLAGS = ['--semi-space-growth-factor=1', '--heap-growing-percent=20', '--optimize-for-size'];
 
-const USER_HEAP_FLAG = /--(semi-space-growth-factor|heap-growing-percent|max-semi-space-size|min-semi-space-size)\b/;
+const USER_HEAP_FLAG = /--(no-)?(semi-space-growth-factor|heap-growing-percent|max-semi-space-size|min-semi-space-size|optimize-for-size)\b/;
 
 /** Applies SERVE_HEAP_FLAGS unless the process was started with heap flags of its own; returns whether it did. */
 export function tuneHeapForServing(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean {
