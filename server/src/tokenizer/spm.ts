@@ -61,7 +61,9 @@ export class SpmTokenizer {
       const c = text.codePointAt(0)!;
       if (text.length === (c > 0xffff ? 2 : 1)) symbolOfChar(c, true);
     });
-    this.pairs = new PairTable(vocab.tokens.length * 4);
+    // ~2 pairs per token (Llama-2's 32k vocabulary: 61 249): sized for that, the
+    // table is 2 MB instead of 4 MB; it grows by itself if a vocabulary has more.
+    this.pairs = new PairTable(vocab.tokens.length * 2);
     const offsets: number[] = [];
     for (let id = 0; id < this.vocabSize; id++) {
       const text = vocab.tokens[id];
