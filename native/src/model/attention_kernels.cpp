@@ -288,7 +288,7 @@ const AttentionKernels& attention_kernels(CpuPath path) {
 }
 
 void attend_f16(const AttentionKernels& ak, const AttendF16Args& a, bool allow_blocked) {
-  if (allow_blocked && ak.attend_f16_blocked && (a.hd == 64 || a.hd == 128)) {
+  if (allow_blocked && attend_f16_is_blocked(ak, a.hd)) {
     ak.attend_f16_blocked(a);
     return;
   }

@@ -46,6 +46,11 @@ struct AttentionKernels {
 
 const AttentionKernels& attention_kernels(CpuPath path);
 
+// Whether attend_f16 takes the blocked kernel for this head size.
+inline bool attend_f16_is_blocked(const AttentionKernels& ak, int hd) {
+  return ak.attend_f16_blocked != nullptr && (hd == 64 || hd == 128);
+}
+
 // llama.cpp's CPU flash-attention order, position by position: for each key,
 // the score, a new maximum rescales the half sums, then v * weight is added
 // in half precision. Uses the blocked kernel when the path has one for `hd`,

@@ -88,7 +88,7 @@ void Session::Attention(int layer, const BatchView& b) {
 
   // Heads per task (a divisor of the group).
   int span = group;
-  if (f16 && ak.attend_f16_blocked && (hd == 64 || hd == 128)) {
+  if (f16 && attend_f16_is_blocked(ak, hd)) {
     // The blocked kernel's cost per (query, key) falls with the heads a task
     // interleaves (their half-sum chains overlap): measured 9.4, 6.3, 5.1 and
     // 4.3 ns for 1, 2, 3 and 4+ heads. So take the divisor whose busiest
