@@ -4,7 +4,9 @@
 // reflected schemas only.
 import { status } from '@grpc/grpc-js';
 import { FinishReason } from '../client/src/client';
-import { collect, errorCode, startServer, type Running } from './service-helpers';
+import type { Worker } from 'node:worker_threads';
+import { collect, errorCode, sleep, startServer, type Running } from './service-helpers';
+import type { EngineWorker } from '../server/src/engine/worker-pool';
 import { dynamicCall, rawCall, reflect } from './grpc-helpers';
 import { GenerateRequest } from '../server/src/generated/tokenstream/v1/tokenstream';
 
@@ -196,6 +198,52 @@ test('a model whose workers all stopped answers UNAVAILABLE and goes NOT_SERVING
     expect(call.details).toMatch(/engine worker stopped/);
     expect(call.messages.length).toBeGreaterThan(0);
     call.close();
+  } finally {
+    await own.stop();
+  }
+});
+
+/** Ends a worker's thread the way a crash would: not through shutdown() or terminate(), so the server sees a worker that stopped by itself. */
+async function crash(w: EngineWorker): Promise<void> {
+  await (w as unknown as { worker: Worker }).worker.terminate();
+}
+
+test('a worker that stops by itself fails what it held, is replaced, and the model keeps serving; past --worker-restarts it is not', async () => {
+  const own = await startServer({ backpressure: { pauseTokens: 16, abortTokens: 4096, stallMs: 20_000 }, workerRestarts: 1 });
+  try {
+    const model = own.server.pool.get('tiny')!;
+    const notices: string[] = [];
+    model.onNotice = (m) => notices.push(m);
+    const before = await collect(own.client.complete({ tokens: PROMPT_IDS, params: greedy }));
+    const first = model.workers[0];
+    // A generation held in the worker (paused: its client does not read), as in the test above.
+    const call = rawCall(own.address, '/tokenstream.v1.TokenStream/Complete', { windowBytes: 8192, paused: true });
+    call.write(GenerateRequest.encode(GenerateRequest.fromPartial({ tokens: PROMPT_IDS, params: { temperature: 0, maxTokens: 1000, ignoreEos: true }, includeBytes: true })).finish());
+    call.end();
+    await sleep(300);
+    await crash(first);
+    // Sent while no worker runs: it waits for the replacement instead of failing.
+    const during = collect(own.client.complete({ tokens: PROMPT_IDS, params: greedy }));
+    expect(await own.client.healthStatus('tiny')).toBe('SERVING');
+    call.resume();
+    await call.done;
+    expect(call.status).toBe(status.INTERNAL);
+    expect(call.details).toMatch(/engine worker stopped/);
+    // The fresh worker generates what the first one did.
+    expect((await during).tokenIds).toEqual(before.tokenIds);
+    expect(model.workers[0]).not.toBe(first);
+    expect(model.workers[0].alive).toBe(true);
+    expect(notices).toEqual([
+      expect.stringMatching(/^engine worker 0 of model 'tiny' stopped \(.+\); restarting it in 100 ms$/),
+      "engine worker 0 of model 'tiny' restarted",
+    ]);
+
+    // A second stop within the minute is past --worker-restarts 1.
+    await crash(model.workers[0]);
+    for (let i = 0; i < 50 && (await own.client.healthStatus('tiny')) !== 'NOT_SERVING'; i++) await sleep(20);
+    expect(await own.client.healthStatus('tiny')).toBe('NOT_SERVING');
+    expect(await errorCode(own.client.complete({ tokens: PROMPT_IDS }))).toBe(status.UNAVAILABLE);
+    expect(notices[2]).toMatch(/stopped \(.+\); not restarted \(1 restarts within a minute, --worker-restarts\)$/);
   } finally {
     await own.stop();
   }

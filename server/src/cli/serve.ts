@@ -28,6 +28,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
   { name: 'max-batch', env: 'TOKENSTREAM_MAX_BATCH', kind: 'int', default: 8, arg: 'N', help: 'concurrent sequences per worker (KV slots batched into one forward pass)' },
   { name: 'context', env: 'TOKENSTREAM_CONTEXT', kind: 'int', default: 0, arg: 'N', help: 'context tokens per sequence (0 = the model\'s, at most 4096)' },
   { name: 'kv-type', env: 'TOKENSTREAM_KV_TYPE', kind: 'string', default: 'f16', arg: 'f16|f32', help: 'KV cache element type' },
+  { name: 'worker-restarts', env: 'TOKENSTREAM_WORKER_RESTARTS', kind: 'int', default: 5, arg: 'N', help: 'a worker that stops by itself is replaced, at most N times per model per minute (0 = never)' },
   { name: 'queue-limit', env: 'TOKENSTREAM_QUEUE_LIMIT', kind: 'int', default: 64, arg: 'N', help: 'generations that may wait for a free slot, per model (beyond: RESOURCE_EXHAUSTED)' },
   { name: 'prefill-chunk', env: 'TOKENSTREAM_PREFILL_CHUNK', kind: 'int', default: 256, arg: 'N', help: 'prompt tokens per sequence per step (long prompts are split so running streams keep going)' },
   { name: 'grace-ms', env: 'TOKENSTREAM_GRACE_MS', kind: 'int', default: 10000, arg: 'MS', help: 'on SIGTERM/SIGINT, time for in-flight generations to finish before a forced shutdown' },
@@ -151,6 +152,7 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
     contextLength: positiveInt('context', values.context, 0),
     kvType: kvType as KvType,
     queueLimit: positiveInt('queue-limit', values['queue-limit'], 0),
+    workerRestarts: positiveInt('worker-restarts', values['worker-restarts'], 0),
     engineNice: niceness(values['engine-nice']),
     prefillChunk: positiveInt('prefill-chunk', values['prefill-chunk']),
     maxBatchSequences: positiveInt('max-batch-sequences', values['max-batch-sequences'], 0),
@@ -191,6 +193,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stderr.write(`tokenstream: ${msg}\n`);
   };
   const server = await TokenStreamServer.start(opts);
+  for (const m of server.pool.models.values()) m.onNotice = log;
   log(`listening on ${server.address} (loading ${opts.models.map((m) => `${m.name}=${m.path}`).join(', ')})`);
   let metrics;
   try {

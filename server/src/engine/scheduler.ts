@@ -52,17 +52,24 @@ export class Scheduler {
   private readonly running = new Map<number, Placement>();
   private closed = false;
 
+  /** Workers that stopped and are being replaced (jobs wait for them meanwhile). */
+  private replacing = 0;
+
   constructor(
     private readonly workers: EngineWorker[],
     private readonly queueLimit: number,
-    /** Called once no worker is left (the model cannot serve any more). */
+    /** Called once no worker is left and none is coming (the model cannot serve any more). */
     private readonly onAllDown: (message: string) => void = () => undefined,
+    /** A worker stopped by itself: true if a replacement will come (replaced() then says how it went). */
+    private readonly onWorkerLost: (worker: EngineWorker, message: string) => boolean = () => false,
   ) {
-    for (const w of workers) {
-      w.onReport = (r) => this.onReport(r, w);
-      w.onGenError = (id, message) => this.onGenError(id, message);
-      w.onExit = (message) => this.onWorkerExit(w, message);
-    }
+    for (const w of workers) this.wire(w);
+  }
+
+  private wire(w: EngineWorker): void {
+    w.onReport = (r) => this.onReport(r, w);
+    w.onGenError = (id, message) => this.onGenError(id, message);
+    w.onExit = (message) => this.onWorkerExit(w, message);
   }
 
   get queued(): number {
@@ -76,7 +83,7 @@ export class Scheduler {
   /** Starts the job now or queues it; throws RESOURCE_EXHAUSTED when the queue is full. */
   submit(job: GenerationJob): void {
     if (this.closed) throw unavailable('the server is shutting down');
-    if (!this.workers.some((w) => w.alive)) throw unavailable('no engine worker is running for this model');
+    if (!this.serving()) throw unavailable('no engine worker is running for this model');
     const worker = this.pickWorker();
     if (worker && this.queue.length === 0) {
       this.dispatch(job, worker);
@@ -113,6 +120,25 @@ export class Scheduler {
   /** No new jobs from now on (queued and running ones go on). */
   close(): void {
     this.closed = true;
+  }
+
+  /**
+   * The outcome of a replacement onWorkerLost promised: `next` (ready) takes
+   * `old`'s place and gets the waiting jobs; null: it could not start.
+   */
+  replaced(old: EngineWorker, next: EngineWorker | null, message: string): void {
+    this.replacing--;
+    if (next) {
+      this.workers[this.workers.indexOf(old)] = next;
+      this.wire(next);
+      this.pump();
+    } else {
+      this.downIfNoWorker(message);
+    }
+  }
+
+  private serving(): boolean {
+    return this.replacing > 0 || this.workers.some((w) => w.alive);
   }
 
   private pickWorker(): EngineWorker | undefined {
@@ -188,9 +214,16 @@ export class Scheduler {
       p.job.failed(`engine worker stopped: ${message}`);
     }
     worker.load = 0;
-    if (!this.workers.some((w) => w.alive)) {
-      for (const job of this.queue.splice(0)) job.failed(`no engine worker left: ${message}`);
-      if (!this.closed) this.onAllDown(message);
+    if (!this.closed && this.onWorkerLost(worker, message)) {
+      this.replacing++;
+      return;
     }
+    this.downIfNoWorker(message);
+  }
+
+  private downIfNoWorker(message: string): void {
+    if (this.serving()) return;
+    for (const job of this.queue.splice(0)) job.failed(`no engine worker left: ${message}`);
+    if (!this.closed) this.onAllDown(message);
   }
 }

@@ -32,6 +32,8 @@ export interface EngineOptions {
   prefillChunk: number;
   /** Generations allowed to wait for a slot, per model. */
   queueLimit: number;
+  /** Restarts of workers that stopped by themselves, per model per minute (0: never restart). Default 5. */
+  workerRestarts?: number;
   /** Niceness of the engine threads (default 0 = the process's). */
   engineNice?: number;
   load?: LoadOptions;
@@ -59,6 +61,8 @@ export class EngineWorker {
   load = 0;
   capacity: number;
   alive = true;
+  /** shutdown() or terminate() was asked for: an exit then is no failure. */
+  stopping = false;
   private terminating = false;
   /** One step's entries (the view is reused: valid during the call only). */
   onReport: (r: StepView) => void = () => undefined;
@@ -150,6 +154,7 @@ export class EngineWorker {
    * the process (node-addon-api throws when the environment is going away).
    */
   async shutdown(force: boolean, killAfterMs = force ? 2000 : Infinity): Promise<void> {
+    this.stopping = true;
     this.post({ type: 'shutdown', force });
     if (!Number.isFinite(killAfterMs)) {
       await this.exited;
@@ -166,6 +171,7 @@ export class EngineWorker {
 
   /** Stops the thread now (see shutdown() for why that is the last resort). */
   async terminate(): Promise<void> {
+    this.stopping = true;
     this.terminating = true;
     await this.worker.terminate();
     await this.exited;
@@ -190,6 +196,10 @@ export function physicalCores(): number {
   return os.availableParallelism();
 }
 
+/** The first restart of a stopped worker waits this long; each further one within the minute 4× longer. */
+const RESTART_DELAY_MS = 100;
+const RESTART_WINDOW_MS = 60_000;
+
 export type ModelState = 'loading' | 'ready' | 'failed' | 'closed';
 
 export class ServedModel {
@@ -204,8 +214,14 @@ export class ServedModel {
   threads?: number;
   readonly workers: EngineWorker[] = [];
   scheduler!: Scheduler;
-  /** Called when every worker of this model has stopped outside a shutdown. */
+  /** Called when every worker of this model has stopped outside a shutdown (and none is restarting). */
   onDown: (message: string) => void = () => undefined;
+  /** What the operator should hear about: a worker that stopped, its restart. */
+  onNotice: (message: string) => void = () => undefined;
+  /** When recent restarts happened (ms), for the per-minute limit. */
+  private restarts: number[] = [];
+  /** Replacements being started (close() stops them too). */
+  private readonly restarting = new Set<{ timer?: NodeJS.Timeout; worker?: EngineWorker }>();
 
   constructor(
     readonly name: string,
@@ -223,33 +239,22 @@ export class ServedModel {
   async start(): Promise<void> {
     try {
       this.threads = this.threadsPerWorker;
-      for (let i = 0; i < this.opts.workers; i++) {
-        this.workers.push(
-          new EngineWorker(i, {
-            protocol: WORKER_PROTOCOL_VERSION,
-            modelPath: this.path,
-            load: this.opts.load ?? {},
-            maxSequences: this.opts.maxSequences,
-            contextLength: this.opts.contextLength,
-            threads: this.threadsPerWorker,
-            kvType: this.opts.kvType,
-            prefillChunk: this.opts.prefillChunk,
-            nice: this.opts.engineNice ?? 0,
-            maxBatchSequences: this.opts.maxBatchSequences ?? 0,
-            reuseBuffers: this.opts.reuseBuffers ?? true,
-          }),
-        );
-      }
-      this.scheduler = new Scheduler(this.workers, this.opts.queueLimit, (message) => {
-        if (this.state === 'ready') this.state = 'failed';
-        this.loadError = new Error(message);
-        this.onDown(message);
-      });
+      for (let i = 0; i < this.opts.workers; i++) this.workers.push(this.spawnWorker(i));
+      this.scheduler = new Scheduler(
+        this.workers,
+        this.opts.queueLimit,
+        (message) => {
+          if (this.state === 'ready') this.state = 'failed';
+          this.loadError = new Error(message);
+          this.onDown(message);
+        },
+        (worker, message) => this.restartLater(worker, message),
+      );
       // (After the threads are up: starting one resets V8's heap flags, see heap.ts.)
       await Promise.all(this.workers.map((w) => w.online));
       this.tokenizer = Tokenizer.load(this.path);
       // The workers detokenize from this table's shared memory (each is ready once it has it).
-      for (const w of this.workers) w.post({ type: 'pieces', table: this.tokenizer.pieceTable.data });
+      for (const w of this.workers) this.sendPieces(w);
       this.vocabSize = this.tokenizer.vocabSize;
       // An upper bound of the longest token's bytes (the stored text's UTF-8 is never
       // shorter than the piece it stands for).
@@ -270,6 +275,78 @@ export class ServedModel {
     }
   }
 
+  private spawnWorker(index: number): EngineWorker {
+    return new EngineWorker(index, {
+      protocol: WORKER_PROTOCOL_VERSION,
+      modelPath: this.path,
+      load: this.opts.load ?? {},
+      maxSequences: this.opts.maxSequences,
+      contextLength: this.opts.contextLength,
+      threads: this.threadsPerWorker,
+      kvType: this.opts.kvType,
+      prefillChunk: this.opts.prefillChunk,
+      nice: this.opts.engineNice ?? 0,
+      maxBatchSequences: this.opts.maxBatchSequences ?? 0,
+      reuseBuffers: this.opts.reuseBuffers ?? true,
+    });
+  }
+
+  private sendPieces(w: EngineWorker): void {
+    w.post({ type: 'pieces', table: this.tokenizer.pieceTable.data });
+  }
+
+  /**
+   * A worker of a serving model stopped by itself (an engine error, the
+   * isolate out of memory): its generations have failed; a fresh worker takes
+   * its place after a short delay, unless this happened too often within the
+   * minute (then something is wrong that a restart does not mend). Returns
+   * whether a replacement is coming.
+   */
+  private restartLater(old: EngineWorker, message: string): boolean {
+    const what = `engine worker ${old.index} of model '${this.name}' stopped (${message})`;
+    if (old.stopping || this.state !== 'ready') return false;
+    const now = Date.now();
+    this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    const limit = this.opts.workerRestarts ?? 5;
+    if (this.restarts.length >= limit) {
+      this.onNotice(`${what}; not restarted (${limit} restarts within a minute, --worker-restarts)`);
+      return false;
+    }
+    const delay = RESTART_DELAY_MS * 4 ** this.restarts.length;
+    this.restarts.push(now);
+    this.onNotice(`${what}; restarting it in ${delay} ms`);
+    const pending: { timer?: NodeJS.Timeout; worker?: EngineWorker } = {};
+    this.restarting.add(pending);
+    pending.timer = setTimeout(() => void this.restart(old, pending), delay);
+    return true;
+  }
+
+  private async restart(old: EngineWorker, pending: { worker?: EngineWorker }): Promise<void> {
+    const next = (pending.worker = this.spawnWorker(old.index));
+    let failure = '';
+    try {
+      await next.online;
+      this.sendPieces(next);
+      await next.ready;
+    } catch (err) {
+      failure = err instanceof Error ? err.message : String(err);
+    }
+    this.restarting.delete(pending);
+    if (this.state !== 'ready') {
+      // closed meanwhile: close() did not see this worker
+      await next.shutdown(true);
+      this.scheduler.replaced(old, null, 'the model is closed');
+      return;
+    }
+    if (failure) {
+      this.onNotice(`engine worker ${old.index} of model '${this.name}' could not be restarted: ${failure}`);
+      this.scheduler.replaced(old, null, failure);
+      return;
+    }
+    this.onNotice(`engine worker ${old.index} of model '${this.name}' restarted`);
+    this.scheduler.replaced(old, next, '');
+  }
+
   // What validation needs (ModelForValidation).
   encode(text: string, opts: { addSpecial: boolean; parseSpecial: boolean }): ArrayLike<number> {
     return this.tokenizer.encode(text, opts);
@@ -287,7 +364,8 @@ export class ServedModel {
   async close(force: boolean): Promise<void> {
     this.scheduler?.close();
     this.state = 'closed';
-    await Promise.all(this.workers.map((w) => w.shutdown(force)));
+    for (const p of this.restarting) clearTimeout(p.timer);
+    await Promise.all([...this.workers, ...[...this.restarting].flatMap((p) => (p.worker ? [p.worker] : []))].map((w) => w.shutdown(force)));
   }
 }
 
