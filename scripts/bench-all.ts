@@ -20,7 +20,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { helpText, type OptionSpec, runScript, scriptOptions, UsageError } from '../server/src/cli/options';
 
 import { packageRoot } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
@@ -69,7 +69,17 @@ export interface SuiteReport {
   uptime_after: string;
 }
 
-const USAGE = `usage: npm run bench -- [--model FILE]... [--quick] [--only ${PARTS.join(',')}] [--json [FILE]] [--no-peer] [--threads N] [--streams N] [--seconds S]`;
+const USAGE = 'usage: npm run bench -- [options]';
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'list', arg: 'FILE', help: 'a GGUF file; repeat for more (default: the bench models of bench/README.md that exist)' },
+  { name: 'quick', kind: 'boolean', help: 'shorter runs (a smoke test of the suite, not numbers to quote)' },
+  { name: 'only', kind: 'string', default: PARTS.join(','), arg: 'PART,...', help: `parts to run, of ${PARTS.join(', ')}` },
+  { name: 'json', kind: 'string', arg: '[FILE]', help: 'also write the report as JSON to FILE (no FILE: to stdout, the table to stderr)' },
+  { name: 'no-peer', kind: 'boolean', help: 'measure tokenstream only (no llama.cpp)' },
+  { name: 'threads', kind: 'int', min: 1, arg: 'N', help: 'engine threads (default: physical cores)' },
+  { name: 'streams', kind: 'int', default: 8, min: 1, arg: 'N', help: 'concurrent streams of the ablation' },
+  { name: 'seconds', kind: 'number', min: 0.001, arg: 'S', help: 'length of each ablation run (default 6, --quick 2)' },
+];
 
 export function parseSuiteArgs(argv: string[], root = packageRoot()): SuiteOptions {
   // --json takes an optional value: a following argument that is not a flag is its file.
@@ -84,46 +94,24 @@ export function parseSuiteArgs(argv: string[], root = packageRoot()): SuiteOptio
       rest.push(argv[i]);
     }
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      options: {
-        model: { type: 'string', multiple: true },
-        quick: { type: 'boolean' },
-        only: { type: 'string' },
-        'no-peer': { type: 'boolean' },
-        threads: { type: 'string' },
-        streams: { type: 'string' },
-        seconds: { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  const int = (v: string | undefined, name: string, dflt: number): number => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${v}'\n${USAGE}`);
-    return n;
-  };
-  const quick = values.quick ?? false;
-  const only = (values.only ?? PARTS.join(',')).split(',').map((p) => p.trim());
-  for (const p of only) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--only: one or more of ${PARTS.join(', ')}; got '${p}'\n${USAGE}`);
-  const seconds = Number(values.seconds ?? (quick ? 2 : 6));
-  if (!(seconds > 0)) throw new Error(`--seconds: expected a positive number, got '${values.seconds}'\n${USAGE}`);
-  const choice = chooseModels(values.model ?? [], root);
-  return {
-    models: choice.found,
-    missing: choice.missing,
-    quick,
-    only: only as Part[],
-    json,
-    peer: !(values['no-peer'] ?? false),
-    threads: int(values.threads, 'threads', enginePhysicalCores()),
-    streams: int(values.streams, 'streams', 8),
-    seconds,
-  };
+  // (--help is answered by main before this.)
+  return scriptOptions(USAGE, OPTIONS, rest, (values) => {
+    const quick = values.quick === true;
+    const only = (values.only as string).split(',').map((p) => p.trim());
+    for (const p of only) if (!(PARTS as readonly string[]).includes(p)) throw new UsageError(`--only: one or more of ${PARTS.join(', ')}; got '${p}'`);
+    const choice = chooseModels((values.model as string[] | undefined) ?? [], root);
+    return {
+      models: choice.found,
+      missing: choice.missing,
+      quick,
+      only: only as Part[],
+      json,
+      peer: values['no-peer'] !== true,
+      threads: (values.threads as number | undefined) ?? enginePhysicalCores(),
+      streams: values.streams as number,
+      seconds: (values.seconds as number | undefined) ?? (quick ? 2 : 6),
+    };
+  })!;
 }
 
 /** dist/scripts/<name>.js: the benches run compiled, each in its own process. */
@@ -237,7 +225,7 @@ export function formatReport(r: SuiteReport): string {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(helpText(USAGE, OPTIONS));
     return 0;
   }
   const o = parseSuiteArgs(argv);
@@ -255,12 +243,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runScript('bench', main);

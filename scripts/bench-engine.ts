@@ -22,7 +22,7 @@ import { loadAddon, packageRoot } from '../server/src/engine/addon';
 import { readGgufMetadata } from '../server/src/engine/gguf';
 import { GREEDY_SAMPLING, Model, createBatch } from '../server/src/engine/model';
 import type { GgufMetadata } from '../server/src/engine/types';
-import { parseFlags } from '../server/src/cli/args';
+import { intList, type OptionSpec, required, runScript, scriptOptions } from '../server/src/cli/options';
 import { type BenchEngine, type EngineNumbers, type RunPlan, sequencePrompt } from './peer/bench-types';
 import { openLlamaCpp } from './peer/llamacpp';
 
@@ -30,7 +30,7 @@ const GEN_PROMPT = 16;
 
 interface Options {
   model: string;
-  threads: number;
+  threads?: number;
   json: boolean;
   peer: boolean;
   reps: number;
@@ -39,38 +39,30 @@ interface Options {
   batchSizes: number[];
 }
 
-const USAGE =
-  'usage: npm run bench:engine -- --model FILE [--threads N] [--json] [--no-peer] [--reps N] [--tokens N] [--prompt N] [--batch 4,8]';
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'the GGUF file (required)' },
+  { name: 'threads', kind: 'int', min: 1, arg: 'N', help: 'threads of both engines (default: physical cores)' },
+  { name: 'json', kind: 'boolean', help: 'one JSON object on stdout instead of the table' },
+  { name: 'no-peer', kind: 'boolean', help: 'measure tokenstream only' },
+  { name: 'reps', kind: 'int', default: 3, min: 1, arg: 'N', help: 'runs of each measurement' },
+  { name: 'tokens', kind: 'int', default: 64, min: 1, arg: 'N', help: 'tokens decoded per run' },
+  { name: 'prompt', kind: 'int', default: 128, min: 1, arg: 'N', help: 'prompt length of the prompt-processing run' },
+  { name: 'batch', kind: 'string', default: '4,8', arg: 'N,...', help: 'sequences decoded together in the batched runs' },
+];
 
-function parseArgs(argv: string[]): Options {
-  const o: Partial<Options> = { json: false, peer: true, reps: 3, tokens: 64, prompt: 128, batchSizes: [4, 8] };
-  const int = (v: string | undefined, name: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`${name} needs an integer >= ${min}\n${USAGE}`);
-    return n;
-  };
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${USAGE}\n`);
-    process.exit(0);
-  }
-  let flags: ReturnType<typeof parseFlags>;
-  try {
-    flags = parseFlags(argv, { values: ['model', 'threads', 'reps', 'tokens', 'prompt', 'batch'], booleans: ['json', 'no-peer'] });
-  } catch (e) {
-    throw new Error(`${(e as Error).message}\n${USAGE}`);
-  }
-  const { values, booleans } = flags;
-  o.model = values.get('model');
-  if (values.has('threads')) o.threads = int(values.get('threads'), '--threads', 1);
-  if (booleans.has('json')) o.json = true;
-  if (booleans.has('no-peer')) o.peer = false;
-  for (const [name, key] of [['reps', 'reps'], ['tokens', 'tokens'], ['prompt', 'prompt']] as const) {
-    if (values.has(name)) o[key] = int(values.get(name), `--${name}`, 1);
-  }
-  if (values.has('batch')) o.batchSizes = values.get('batch')!.split(',').map((x) => int(x, '--batch', 1));
-  if (!o.model) throw new Error(`--model is required\n${USAGE}`);
-  o.model = path.resolve(o.model);
-  return o as Options;
+const USAGE = 'usage: npm run bench:engine -- --model FILE [options]';
+
+function parseArgs(argv: string[]): Options | null {
+  return scriptOptions(USAGE, OPTIONS, argv, (values) => ({
+    model: path.resolve(required(values, 'model')),
+    threads: values.threads as number | undefined,
+    json: values.json === true,
+    peer: values['no-peer'] !== true,
+    reps: values.reps as number,
+    tokens: values.tokens as number,
+    prompt: values.prompt as number,
+    batchSizes: intList('batch', values.batch as string),
+  }));
 }
 
 /** Deterministic ordinary-token ids (away from the specials at the start of the vocabulary). */
@@ -232,6 +224,7 @@ function readBandwidth(threads: number): number | null {
 
 export async function main(argv: string[]): Promise<number> {
   const opts = parseArgs(argv);
+  if (!opts) return 0;
   const log = (l: string): void => {
     process.stderr.write(`${l}\n`);
   };
@@ -328,14 +321,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: Error) => {
-      process.stderr.write(`bench:engine: ${err.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runScript('bench:engine', main);

@@ -15,7 +15,7 @@
 // half as generations multiplexed on Generate streams that are reopened every 50).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { intList, type OptionSpec, runScript, scriptOptions } from '../server/src/cli/options';
 import { TokenStreamClient, type GenerateSession } from '../client/src/client';
 import { packageRoot } from '../server/src/engine/addon';
 import { Model } from '../server/src/engine/model';
@@ -75,41 +75,35 @@ export interface MemoryResult {
   growth_mb: number;
 }
 
-function options(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      workers: { type: 'string' },
-      requests: { type: 'string' },
-      every: { type: 'string' },
-      concurrency: { type: 'string' },
-      'max-tokens': { type: 'string' },
-      'max-batch': { type: 'string' },
-      context: { type: 'string' },
-      threads: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'the GGUF file (default: bench/models/smollm2-135m-shape-q8_0.gguf if present, else the bundled tiny model)' },
+  { name: 'workers', kind: 'string', default: '1,2,4', arg: 'K,...', help: 'engine workers of each run' },
+  { name: 'requests', kind: 'int', default: 10_000, min: 1, arg: 'N', help: 'requests of each run' },
+  { name: 'every', kind: 'int', default: 1000, min: 1, arg: 'N', help: 'a memory sample every N requests' },
+  { name: 'concurrency', kind: 'int', default: 16, min: 1, arg: 'N', help: 'requests in flight at once' },
+  { name: 'max-tokens', kind: 'int', default: 4, min: 1, arg: 'N', help: 'tokens per request' },
+  { name: 'max-batch', kind: 'int', default: 8, min: 1, arg: 'N', help: 'serve --max-batch' },
+  { name: 'context', kind: 'int', default: 512, min: 1, arg: 'N', help: 'serve --context' },
+  { name: 'threads', kind: 'int', default: 1, min: 1, arg: 'N', help: 'serve --threads' },
+  { name: 'json', kind: 'boolean', help: 'JSON on stdout' },
+];
+
+function options(argv: string[]): Options | null {
+  return scriptOptions('usage: npm run bench:memory -- [options]', OPTIONS, argv, (values) => {
+    const realistic = path.join(packageRoot(), 'bench/models/smollm2-135m-shape-q8_0.gguf');
+    return {
+      model: path.resolve((values.model as string | undefined) ?? (fs.existsSync(realistic) ? realistic : path.join(packageRoot(), 'models/llama-2-tiny-random.gguf'))),
+      workers: intList('workers', values.workers as string),
+      requests: values.requests as number,
+      every: values.every as number,
+      concurrency: values.concurrency as number,
+      maxTokens: values['max-tokens'] as number,
+      maxBatch: values['max-batch'] as number,
+      context: values.context as number,
+      threads: values.threads as number,
+      json: values.json === true,
+    };
   });
-  const int = (v: string | undefined, name: string, dflt: number): number => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${v}'`);
-    return n;
-  };
-  const realistic = path.join(packageRoot(), 'bench/models/smollm2-135m-shape-q8_0.gguf');
-  return {
-    model: path.resolve(values.model ?? (fs.existsSync(realistic) ? realistic : path.join(packageRoot(), 'models/llama-2-tiny-random.gguf'))),
-    workers: (values.workers ?? '1,2,4').split(',').map((s) => int(s, 'workers', 1)),
-    requests: int(values.requests, 'requests', 10_000),
-    every: int(values.every, 'every', 1000),
-    concurrency: int(values.concurrency, 'concurrency', 16),
-    maxTokens: int(values['max-tokens'], 'max-tokens', 4),
-    maxBatch: int(values['max-batch'], 'max-batch', 8),
-    context: int(values.context, 'context', 512),
-    threads: int(values.threads, 'threads', 1),
-    json: values.json ?? false,
-  };
 }
 
 function sample(pid: number, requests: number, model: string): MemorySample {
@@ -231,6 +225,7 @@ async function measure(o: Options, workers: number, kvBytes: number, log: (l: st
 
 export async function main(argv: string[]): Promise<number> {
   const o = options(argv);
+  if (!o) return 0;
   const log = (l: string): void => {
     (o.json ? process.stderr : process.stdout).write(`${l}\n`);
   };
@@ -256,12 +251,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runScript('bench:memory', main);

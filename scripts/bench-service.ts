@@ -23,7 +23,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { Metadata } from '@grpc/grpc-js';
 import { TokenStreamClient } from '../client/src/client';
 import { packageRoot } from '../server/src/engine/addon';
@@ -32,6 +31,7 @@ import { physicalCores } from '../server/src/engine/worker-pool';
 import type { GenerateResponse } from '../server/src/generated/tokenstream/v1/tokenstream';
 import { nowMs } from '../server/src/telemetry/clock';
 import { SERVE_OPTIONS } from '../server/src/cli/serve';
+import { intList, type OptionSpec, runScript, scriptOptions } from '../server/src/cli/options';
 import { ChildServer, compiledScript, percentile, uptime } from './service/child-server';
 import type { EngineAloneConfig } from './service/engine-alone';
 
@@ -85,41 +85,35 @@ export interface ModelResult {
   results: StreamsResult[];
 }
 
-function options(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string', multiple: true },
-      streams: { type: 'string' },
-      tokens: { type: 'string' },
-      threads: { type: 'string' },
-      reps: { type: 'string' },
-      json: { type: 'boolean' },
-      'server-prof': { type: 'string' },
-      'engine-nice': { type: 'string' },
-    },
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'list', arg: 'FILE', help: 'a GGUF file; repeat for more (default: bench/models/smollm2-135m-shape-q8_0.gguf if present, and the bundled tiny model)' },
+  { name: 'streams', kind: 'string', default: '1,8,16', arg: 'N,...', help: 'concurrent generations of each run' },
+  { name: 'tokens', kind: 'int', default: 256, min: 1, arg: 'N', help: 'tokens per generation' },
+  { name: 'threads', kind: 'int', min: 1, arg: 'N', help: 'engine threads (default: physical cores)' },
+  { name: 'reps', kind: 'int', default: 3, min: 1, arg: 'N', help: 'runs of each measurement (the best counts)' },
+  { name: 'json', kind: 'boolean', help: 'JSON on stdout (the table goes to stderr)' },
+  { name: 'server-prof', kind: 'string', arg: 'DIR', help: "write a CPU profile of the server (node --cpu-prof) to DIR" },
+  { name: 'engine-nice', kind: 'int', min: 0, max: 19, arg: 'N', help: 'serve --engine-nice' },
+];
+
+function options(argv: string[]): Options | null {
+  return scriptOptions('usage: npm run bench:service -- [options]', OPTIONS, argv, (values) => {
+    let models = (values.model as string[] | undefined) ?? [];
+    if (models.length === 0) {
+      const realistic = path.join(packageRoot(), 'bench/models/smollm2-135m-shape-q8_0.gguf');
+      models = [...(fs.existsSync(realistic) ? [realistic] : []), path.join(packageRoot(), 'models/llama-2-tiny-random.gguf')];
+    }
+    return {
+      models: models.map((m) => path.resolve(m)),
+      streams: intList('streams', values.streams as string),
+      tokens: values.tokens as number,
+      threads: (values.threads as number | undefined) ?? physicalCores(),
+      reps: values.reps as number,
+      json: values.json === true,
+      serverProf: values['server-prof'] as string | undefined,
+      engineNice: values['engine-nice'] === undefined ? undefined : String(values['engine-nice']),
+    };
   });
-  const int = (v: string | undefined, name: string, dflt: number): number => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected an integer >= 1, got '${v}'`);
-    return n;
-  };
-  let models = values.model ?? [];
-  if (models.length === 0) {
-    const realistic = path.join(packageRoot(), 'bench/models/smollm2-135m-shape-q8_0.gguf');
-    models = [...(fs.existsSync(realistic) ? [realistic] : []), path.join(packageRoot(), 'models/llama-2-tiny-random.gguf')];
-  }
-  return {
-    models: models.map((m) => path.resolve(m)),
-    streams: (values.streams ?? '1,8,16').split(',').map((s) => int(s, 'streams', 1)),
-    tokens: int(values.tokens, 'tokens', 256),
-    threads: int(values.threads, 'threads', physicalCores()),
-    reps: int(values.reps, 'reps', 3),
-    json: values.json ?? false,
-    serverProf: values['server-prof'],
-    engineNice: values['engine-nice'],
-  };
 }
 
 /** The engine alone in a worker thread (scripts/service/engine-alone.ts), configured like the server's worker. */
@@ -317,6 +311,7 @@ async function benchModel(file: string, o: Options, log: (l: string) => void): P
 
 export async function main(argv: string[]): Promise<number> {
   const o = options(argv);
+  if (!o) return 0;
   const log = (l: string): void => {
     (o.json ? process.stderr : process.stdout).write(`${l}\n`);
   };
@@ -348,12 +343,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runScript('bench:service', main);

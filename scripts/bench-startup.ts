@@ -9,7 +9,7 @@
 // median of the reps.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { type OptionSpec, runScript, scriptOptions, UsageError } from '../server/src/cli/options';
 import { Metadata } from '@grpc/grpc-js';
 import { TokenStreamClient } from '../client/src/client';
 import { packageRoot } from '../server/src/engine/addon';
@@ -40,29 +40,27 @@ export interface StartupResult {
   median_first_token_ms: number;
 }
 
-function options(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      reps: { type: 'string' },
-      variants: { type: 'string' },
-      threads: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'the GGUF file (default: bench/models/tinyllama-1.1b-shape-q4_0.gguf if present, else the bundled tiny model)' },
+  { name: 'reps', kind: 'int', default: 3, min: 1, arg: 'N', help: 'fresh server processes per variant' },
+  { name: 'variants', kind: 'string', default: 'plain,prefetch,mlock', arg: 'V,...', help: `of ${Object.keys(VARIANTS).join(', ')}` },
+  { name: 'threads', kind: 'int', min: 1, arg: 'N', help: 'serve --threads' },
+  { name: 'json', kind: 'boolean', help: 'JSON on stdout' },
+];
+
+function options(argv: string[]): Options | null {
+  return scriptOptions('usage: npm run bench:startup -- [options]', OPTIONS, argv, (values) => {
+    const variants = (values.variants as string).split(',');
+    for (const v of variants) if (!VARIANTS[v]) throw new UsageError(`--variants: ${Object.keys(VARIANTS).join(', ')}; got '${v}'`);
+    const big = path.join(packageRoot(), 'bench/models/tinyllama-1.1b-shape-q4_0.gguf');
+    return {
+      model: path.resolve((values.model as string | undefined) ?? (fs.existsSync(big) ? big : path.join(packageRoot(), 'models/llama-2-tiny-random.gguf'))),
+      reps: values.reps as number,
+      variants,
+      threads: values.threads as number | undefined,
+      json: values.json === true,
+    };
   });
-  const reps = Number(values.reps ?? 3);
-  if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps: expected an integer >= 1, got '${values.reps}'`);
-  const variants = (values.variants ?? 'plain,prefetch,mlock').split(',');
-  for (const v of variants) if (!VARIANTS[v]) throw new Error(`--variants: ${Object.keys(VARIANTS).join(', ')}; got '${v}'`);
-  const big = path.join(packageRoot(), 'bench/models/tinyllama-1.1b-shape-q4_0.gguf');
-  return {
-    model: path.resolve(values.model ?? (fs.existsSync(big) ? big : path.join(packageRoot(), 'models/llama-2-tiny-random.gguf'))),
-    reps,
-    variants,
-    threads: values.threads === undefined ? undefined : Number(values.threads),
-    json: values.json ?? false,
-  };
 }
 
 /** Reads the whole file, so it is in the page cache. */
@@ -121,6 +119,7 @@ async function startOnce(o: Options, extra: string[]): Promise<StartupRun> {
 
 export async function main(argv: string[]): Promise<number> {
   const o = options(argv);
+  if (!o) return 0;
   const log = (l: string): void => {
     (o.json ? process.stderr : process.stdout).write(`${l}\n`);
   };
@@ -149,12 +148,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runScript('bench:startup', main);

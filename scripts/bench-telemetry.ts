@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { type OptionSpec, runScript, scriptOptions } from '../server/src/cli/options';
 import { TokenStreamClient } from '../client/src/client';
 import { packageRoot } from '../server/src/engine/addon';
 
@@ -167,27 +167,28 @@ async function load(
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      model: { type: 'string' },
-      streams: { type: 'string' },
-      tokens: { type: 'string' },
-      seconds: { type: 'string' },
-      rounds: { type: 'string' },
-      threads: { type: 'string' },
-      workers: { type: 'string' },
-    },
-  });
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'string', arg: 'PATH', help: 'the GGUF file (default: the bundled tiny model)' },
+  { name: 'streams', kind: 'int', default: 8, min: 1, arg: 'N', help: 'concurrent generations' },
+  { name: 'tokens', kind: 'int', default: 128, min: 1, arg: 'N', help: 'tokens per generation' },
+  { name: 'seconds', kind: 'number', default: 6, min: 0.1, arg: 'S', help: 'length of each run' },
+  { name: 'rounds', kind: 'int', default: 3, min: 1, arg: 'N', help: 'rounds of all configurations' },
+  { name: 'threads', kind: 'int', default: 1, min: 1, arg: 'N', help: 'serve --threads' },
+  { name: 'workers', kind: 'int', default: 1, min: 1, arg: 'N', help: 'serve --workers' },
+];
+
+async function main(argv: string[]): Promise<number> {
+  const values = scriptOptions('usage: node dist/scripts/bench-telemetry.js [options]', OPTIONS, argv, (v) => v);
+  if (!values) return 0;
   const opts = {
-    model: path.resolve(values.model ?? path.join(packageRoot(), 'models/llama-2-tiny-random.gguf')),
-    streams: Number(values.streams ?? 8),
-    tokens: Number(values.tokens ?? 128),
-    threads: Number(values.threads ?? 1),
-    workers: Number(values.workers ?? 1),
+    model: path.resolve((values.model as string | undefined) ?? path.join(packageRoot(), 'models/llama-2-tiny-random.gguf')),
+    streams: values.streams as number,
+    tokens: values.tokens as number,
+    threads: values.threads as number,
+    workers: values.workers as number,
   };
-  const seconds = Number(values.seconds ?? 6);
-  const rounds = Number(values.rounds ?? 3);
+  const seconds = values.seconds as number;
+  const rounds = values.rounds as number;
   console.log(
     `model ${path.basename(opts.model)}, ${opts.streams} concurrent generations of ${opts.tokens} tokens, ` +
       `${opts.workers} worker(s) x ${opts.threads} thread(s), ${seconds} s per run, ${rounds} rounds`,
@@ -229,9 +230,7 @@ async function main(): Promise<void> {
     );
   }
   console.log(`\ntraced generations: ${spansExpected} completed, ${sink.spans} generation spans received over OTLP (${sink.requests} requests, ${(sink.bytes / 1e6).toFixed(1)} MB)`);
+  return 0;
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runScript('bench-telemetry', main);

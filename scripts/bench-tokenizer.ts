@@ -3,6 +3,7 @@
 // Default models: the llama.cpp vocabularies in test/fixtures/tokenizer (SPM and GPT-2 BPE).
 // "cold" is the first encode (empty word caches), "warm" the best of the following runs.
 import * as path from 'node:path';
+import { type OptionSpec, runScript, scriptOptions } from '../server/src/cli/options';
 import { Tokenizer } from '../server/src/tokenizer';
 import { utf8ByteLength } from '../server/src/tokenizer/unicode';
 
@@ -87,25 +88,27 @@ export function mixedText(bytes: number, seed = 1): string {
   return parts.join('');
 }
 
-function parseArgs(argv: string[]): { models: string[]; mb: number; runs: number } {
-  const models: string[] = [];
-  let mb = 1;
-  let runs = 3;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--model') models.push(argv[++i]);
-    else if (argv[i] === '--mb') mb = Number(argv[++i]);
-    else if (argv[i] === '--runs') runs = Number(argv[++i]);
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  if (models.length === 0) {
-    const fix = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tokenizer');
-    models.push(path.join(fix, 'ggml-vocab-llama-spm.gguf'), path.join(fix, 'ggml-vocab-gpt-2.gguf'));
-  }
-  return { models, mb, runs };
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'list', arg: 'FILE', help: 'a GGUF vocabulary; repeat for more (default: the SPM and GPT-2 test vocabularies)' },
+  { name: 'mb', kind: 'number', default: 1, min: 0.001, arg: 'MB', help: 'size of the generated text' },
+  { name: 'runs', kind: 'int', default: 3, min: 2, arg: 'N', help: 'encodings timed (the first is cold)' },
+];
+
+function parseArgs(argv: string[]): { models: string[]; mb: number; runs: number } | null {
+  return scriptOptions('usage: npm run bench:tokenizer -- [options]', OPTIONS, argv, (v) => {
+    const models = (v.model as string[] | undefined) ?? [];
+    if (models.length === 0) {
+      const fix = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tokenizer');
+      models.push(path.join(fix, 'ggml-vocab-llama-spm.gguf'), path.join(fix, 'ggml-vocab-gpt-2.gguf'));
+    }
+    return { models, mb: v.mb as number, runs: v.runs as number };
+  });
 }
 
-function main(): void {
-  const { models, mb, runs } = parseArgs(process.argv.slice(2));
+async function main(argv: string[]): Promise<number> {
+  const o = parseArgs(argv);
+  if (!o) return 0;
+  const { models, mb, runs } = o;
   const text = mixedText(Math.round(mb * 1024 * 1024));
   const bytes = utf8ByteLength(text);
   console.log(`text: ${(bytes / 1e6).toFixed(2)} MB, ${text.length} UTF-16 units (English / code / CJK / emoji)`);
@@ -132,6 +135,7 @@ function main(): void {
         `decode ${(bytes / 1e6 / decodeS).toFixed(1)} MB/s${back.length > 0 ? '' : ' (empty?)'}`,
     );
   }
+  return 0;
 }
 
-if (require.main === module) main();
+if (require.main === module) runScript('bench:tokenizer', main);

@@ -8,7 +8,7 @@
 // the rounds is kept per measure. Prints one table per model and `uptime`.
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { type OptionSpec, runScript, scriptOptions, UsageError } from '../server/src/cli/options';
 import type { EngineNumbers } from './peer/bench-types';
 import { uptime } from './service/child-server';
 import { benchScript } from './bench-all';
@@ -78,23 +78,28 @@ export function formatComparison(c: AddonComparison): string {
   ].join('\n');
 }
 
+const USAGE = 'usage: node dist/scripts/compare-addons.js --addon NAME=FILE --addon NAME=FILE --model FILE [options] [-- bench-engine options]';
+const OPTIONS: OptionSpec[] = [
+  { name: 'addon', kind: 'list', arg: 'NAME=FILE', help: 'a build of the addon; two or more' },
+  { name: 'model', kind: 'list', arg: 'FILE', help: 'a GGUF file; one or more' },
+  { name: 'rounds', kind: 'int', default: 2, min: 1, arg: 'N', help: 'rounds (the builds in flipped order each round)' },
+  { name: 'json', kind: 'boolean', help: 'JSON on stdout' },
+];
+
 export async function main(argv: string[]): Promise<number> {
   const dash = argv.indexOf('--');
   const extra = dash >= 0 ? argv.slice(dash + 1) : [];
-  const { values } = parseArgs({
-    args: dash >= 0 ? argv.slice(0, dash) : argv,
-    options: { addon: { type: 'string', multiple: true }, model: { type: 'string', multiple: true }, rounds: { type: 'string' }, json: { type: 'boolean' } },
-  });
-  const addons = (values.addon ?? []).map((a): [string, string] => {
+  const values = scriptOptions(USAGE, OPTIONS, dash >= 0 ? argv.slice(0, dash) : argv, (v) => v);
+  if (!values) return 0;
+  const addons = ((values.addon as string[] | undefined) ?? []).map((a): [string, string] => {
     const eq = a.indexOf('=');
-    if (eq <= 0) throw new Error(`--addon NAME=FILE, got '${a}'`);
+    if (eq <= 0) throw new UsageError(`--addon NAME=FILE, got '${a}'`);
     return [a.slice(0, eq), path.resolve(a.slice(eq + 1))];
   });
-  if (addons.length < 2) throw new Error('give at least two --addon NAME=FILE');
-  const models = values.model ?? [];
-  if (models.length === 0) throw new Error('give at least one --model FILE');
-  const rounds = Number(values.rounds ?? 2);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: an integer >= 1, got '${values.rounds}'`);
+  if (addons.length < 2) throw new UsageError('give at least two --addon NAME=FILE');
+  const models = (values.model as string[] | undefined) ?? [];
+  if (models.length === 0) throw new UsageError('give at least one --model FILE');
+  const rounds = values.rounds as number;
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const all: AddonComparison[] = [];
   for (const m of models) {
@@ -106,12 +111,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (err: Error) => {
-      process.stderr.write(`compare-addons: ${err.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runScript('compare-addons', main);

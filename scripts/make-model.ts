@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { readGgufMetadata, GgufFileMetadata } from '../server/src/engine/gguf';
 import { randomTensorSource, tensorSeed } from '../server/src/engine/gguf-random';
 import { GGML_TYPES, GgmlTypeName, GgufWriter } from '../server/src/engine/gguf-writer';
-import { parseFlags } from '../server/src/cli/args';
+import { helpText, parseFlagsOnly, required, type OptionSpec } from '../server/src/cli/options';
 
 export type ModelArch = 'llama' | 'qwen2';
 export type ModelFileType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k_m' | 'q5_k_m';
@@ -241,76 +241,69 @@ export function makeModel(o: MakeModelOptions, log: (msg: string) => void = () =
 
 // ---- command line -------------------------------------------------------------
 
-export const MAKE_MODEL_HELP = `Usage: tokenstream make-model --vocab-from FILE --out FILE [options]
+const OPTIONS: OptionSpec[] = [
+  { name: 'arch', kind: 'string', default: 'llama', arg: 'llama|qwen2', help: 'architecture' },
+  { name: 'embd', kind: 'int', default: 576, min: 1, arg: 'N', help: 'embedding length' },
+  { name: 'layers', kind: 'int', default: 30, min: 1, arg: 'N', help: 'blocks' },
+  { name: 'heads', kind: 'int', default: 9, min: 1, arg: 'N', help: 'attention heads' },
+  { name: 'kv-heads', kind: 'int', default: 3, min: 1, arg: 'N', help: 'key/value heads' },
+  { name: 'ffn', kind: 'int', default: 1536, min: 1, arg: 'N', help: 'feed-forward length' },
+  { name: 'type', kind: 'string', default: 'f16', arg: 'T', help: 'f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m' },
+  { name: 'vocab-from', kind: 'string', arg: 'FILE', help: 'GGUF file whose tokenizer.* keys are copied (required)' },
+  { name: 'vocab-size', kind: 'int', min: 1, arg: 'N', help: 'keep only the first N tokens' },
+  { name: 'context', kind: 'int', default: 2048, min: 1, arg: 'N', help: 'context length' },
+  { name: 'rope-base', kind: 'number', arg: 'X', help: 'RoPE frequency base (default 10000 llama, 1000000 qwen2)' },
+  { name: 'rms-eps', kind: 'number', arg: 'X', help: 'RMS norm epsilon (default 1e-5 llama, 1e-6 qwen2)' },
+  { name: 'tied', kind: 'boolean', help: 'no output.weight: the output reuses token_embd' },
+  { name: 'std', kind: 'number', default: 0.1, arg: 'X', help: 'weight standard deviation' },
+  { name: 'seed', kind: 'int', default: 1, arg: 'S', help: 'random seed' },
+  { name: 'name', kind: 'string', arg: 'S', help: 'general.name (default random-<arch>-<type>)' },
+  { name: 'out', kind: 'string', arg: 'FILE', help: 'output path (required)' },
+];
 
-Writes a random-weight GGUF model (llama.cpp layout) with a real vocabulary.
+export const MAKE_MODEL_HELP = helpText(
+  `Usage: tokenstream make-model --vocab-from FILE --out FILE [options]
 
-  --arch llama|qwen2       architecture (default llama)
-  --embd N                 embedding length (default 576)
-  --layers N               blocks (default 30)
-  --heads N                attention heads (default 9)
-  --kv-heads N             key/value heads (default 3)
-  --ffn N                  feed-forward length (default 1536)
-  --type T                 f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m (default f16)
-  --vocab-from FILE        GGUF file whose tokenizer.* keys are copied (required)
-  --vocab-size N           keep only the first N tokens
-  --context N              context length (default 2048)
-  --rope-base X            RoPE frequency base (default 10000 llama, 1000000 qwen2)
-  --rms-eps X              RMS norm epsilon (default 1e-5 llama, 1e-6 qwen2)
-  --tied                   no output.weight: the output reuses token_embd
-  --std X                  weight standard deviation (default 0.1)
-  --seed S                 random seed (default 1)
-  --name S                 general.name (default random-<arch>-<type>)
-  --out FILE               output path (required)
-`;
+Writes a random-weight GGUF model (llama.cpp layout) with a real vocabulary.`,
+  OPTIONS,
+);
 
-export function parseMakeModelArgs(argv: string[]): MakeModelOptions {
-  const parsed = parseFlags(argv, {
-    values: ['arch', 'embd', 'layers', 'heads', 'kv-heads', 'ffn', 'type', 'vocab-from', 'vocab-size', 'context',
-      'rope-base', 'rms-eps', 'std', 'seed', 'name', 'out'],
-    booleans: ['tied'],
-  });
-  const v: Record<string, string> = Object.fromEntries(parsed.values);
-  const flags = parsed.booleans;
-  const num = (k: string, def: number): number => {
-    if (v[k] === undefined) return def;
-    const x = Number(v[k]);
-    if (!Number.isFinite(x)) throw new Error(`--${k}: '${v[k]}' is not a number`);
-    return x;
-  };
-  if (!v['vocab-from']) throw new Error('--vocab-from FILE is required');
-  if (!v.out) throw new Error('--out FILE is required');
-  const arch = (v.arch ?? 'llama') as ModelArch;
+/** The options of argv (null: --help was asked for). */
+export function parseMakeModelArgs(argv: string[]): MakeModelOptions | null {
+  const { values: v, help } = parseFlagsOnly(argv, OPTIONS, {});
+  if (help) return null;
+  const arch = v.arch as ModelArch;
+  const num = (k: string): number => v[k] as number;
   return {
     arch,
-    embd: num('embd', 576),
-    layers: num('layers', 30),
-    heads: num('heads', 9),
-    kvHeads: num('kv-heads', 3),
-    ffn: num('ffn', 1536),
-    type: (v.type ?? 'f16').toLowerCase() as ModelFileType,
-    vocabFrom: v['vocab-from'],
-    vocabSize: v['vocab-size'] !== undefined ? num('vocab-size', 0) : undefined,
-    context: num('context', 2048),
-    ropeBase: num('rope-base', arch === 'qwen2' ? 1e6 : 1e4),
-    rmsEps: num('rms-eps', arch === 'qwen2' ? 1e-6 : 1e-5),
-    tied: flags.has('tied'),
-    std: num('std', 0.1),
-    seed: num('seed', 1) >>> 0,
-    name: v.name,
-    out: v.out,
+    embd: num('embd'),
+    layers: num('layers'),
+    heads: num('heads'),
+    kvHeads: num('kv-heads'),
+    ffn: num('ffn'),
+    type: (v.type as string).toLowerCase() as ModelFileType,
+    vocabFrom: required(v, 'vocab-from'),
+    vocabSize: v['vocab-size'] as number | undefined,
+    context: num('context'),
+    ropeBase: (v['rope-base'] as number | undefined) ?? (arch === 'qwen2' ? 1e6 : 1e4),
+    rmsEps: (v['rms-eps'] as number | undefined) ?? (arch === 'qwen2' ? 1e-6 : 1e-5),
+    tied: v.tied === true,
+    std: num('std'),
+    seed: num('seed') >>> 0,
+    name: v.name as string | undefined,
+    out: required(v, 'out'),
   };
 }
 
 /** CLI entry: `tokenstream make-model ...` and `node dist/scripts/make-model.js ...`. */
 export async function makeModelCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(MAKE_MODEL_HELP);
-    return 0;
-  }
-  let opts: MakeModelOptions;
+  let opts: MakeModelOptions | null;
   try {
     opts = parseMakeModelArgs(argv);
+    if (!opts) {
+      process.stdout.write(MAKE_MODEL_HELP);
+      return 0;
+    }
   } catch (e) {
     process.stderr.write(`make-model: ${(e as Error).message}\n\n${MAKE_MODEL_HELP}`);
     return 2;

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 
 import { packageRoot } from '../server/src/engine/addon';
 import { Model, createBatch } from '../server/src/engine/model';
-import { UsageError, numberFlag, parseFlags } from '../server/src/cli/args';
+import { type OptionSpec, runScript, scriptOptions, UsageError } from '../server/src/cli/options';
 import { ensurePeer, importEsm } from './peer/install';
 
 interface Case {
@@ -26,17 +26,18 @@ interface Case {
   steps: Array<{ top5: Array<[number, number]> }>;
 }
 
-const HELP = `Usage: node dist/scripts/parity-llamacpp.js [options]
+const OPTIONS: OptionSpec[] = [
+  { name: 'reference', kind: 'string', arg: 'FILE', help: 'reference JSON (default test/fixtures/reference/llama-cpp-reference.json)' },
+  { name: 'only', kind: 'string', arg: 'NAME,...', help: 'only these files of the reference' },
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'a model not in the reference (with --prompt-ids): llama.cpp generates greedily' },
+  { name: 'prompt-ids', kind: 'string', arg: 'LIST', help: 'comma-separated prompt ids for --model' },
+  { name: 'steps', kind: 'int', default: 32, min: 1, arg: 'N', help: 'generated steps for --model' },
+  { name: 'threads', kind: 'int', default: 2, min: 1, arg: 'N', help: 'threads for both engines' },
+  { name: 'cpu', kind: 'string', arg: 'PATH', help: "the engine's kernel path (default: best)" },
+  { name: 'json', kind: 'boolean', help: 'one JSON object per file instead of text' },
+];
 
-  --reference FILE     reference JSON (default test/fixtures/reference/llama-cpp-reference.json)
-  --only NAME,...      only these files of the reference
-  --model FILE         a model not in the reference (with --prompt-ids): llama.cpp generates greedily
-  --prompt-ids LIST    comma-separated prompt ids for --model
-  --steps N            generated steps for --model (default 32)
-  --threads N          threads for both engines (default 2)
-  --cpu PATH           the engine's kernel path (default: best)
-  --json               one JSON object per file instead of text
-`;
+const USAGE = 'Usage: node dist/scripts/parity-llamacpp.js [options]';
 
 /** Natural-log softmax value of `ids` in one logits row. */
 function logprobs(row: ArrayLike<number>, ids: number[]): number[] {
@@ -144,14 +145,11 @@ function show(name: string, what: string, g: Agreement, nSteps: number): string 
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  const values = scriptOptions(USAGE, OPTIONS, argv, (v) => v);
+  if (!values) return 0;
   const root = packageRoot();
-  const { values, booleans } = parseFlags(argv, { values: ['reference', 'only', 'model', 'prompt-ids', 'steps', 'threads', 'cpu'], booleans: ['json'] });
-  const threads = numberFlag(values, 'threads', 2, { integer: true, min: 1 });
-  const cpu = values.get('cpu');
+  const threads = values.threads as number;
+  const cpu = values.cpu as string | undefined;
   const entry = ensurePeer(root);
   const mod = await importEsm(entry);
   const getLlama = mod.getLlama as (o: Record<string, unknown>) => Promise<PeerLlama>;
@@ -159,11 +157,11 @@ async function main(argv: string[]): Promise<number> {
 
   // Work list: (file, cases, reference logprobs or null).
   const work: Array<{ name: string; file: string; cases: Case[]; reference: number[][][] | null }> = [];
-  if (values.has('model')) {
-    const file = path.resolve(values.get('model')!);
-    const ids = (values.get('prompt-ids') ?? '').split(',').filter(Boolean).map(Number);
+  if (values.model !== undefined) {
+    const file = path.resolve(values.model as string);
+    const ids = ((values['prompt-ids'] as string | undefined) ?? '').split(',').filter(Boolean).map(Number);
     if (!ids.length || ids.some((n) => !Number.isInteger(n) || n < 0)) throw new UsageError('--model needs --prompt-ids');
-    const n = numberFlag(values, 'steps', 32, { integer: true, min: 1 });
+    const n = values.steps as number;
     // llama.cpp generates greedily; its top-5 at each step are the ids compared.
     const generated: number[] = [];
     const steps: Case['steps'] = [];
@@ -175,9 +173,9 @@ async function main(argv: string[]): Promise<number> {
     }, threads);
     work.push({ name: path.basename(file), file, cases: [{ prompt_ids: ids, generated, steps }], reference: null });
   } else {
-    const refFile = path.resolve(values.get('reference') ?? path.join(root, 'test/fixtures/reference/llama-cpp-reference.json'));
+    const refFile = path.resolve((values.reference as string | undefined) ?? path.join(root, 'test/fixtures/reference/llama-cpp-reference.json'));
     const ref = JSON.parse(fs.readFileSync(refFile, 'utf8')) as { models: Record<string, Case[]> };
-    const only = values.get('only')?.split(',');
+    const only = (values.only as string | undefined)?.split(',');
     for (const [name, cases] of Object.entries(ref.models)) {
       if (only && !only.includes(name)) continue;
       const candidates = [path.join(path.dirname(refFile), name), path.join(root, 'test/fixtures/models', name), path.join(root, 'models', name)];
@@ -200,18 +198,10 @@ async function main(argv: string[]): Promise<number> {
       rows['engine vs reference'] = agreement(mine, w.reference);
       rows['llama.cpp vs reference'] = agreement(theirs, w.reference);
     }
-    if (booleans.has('json')) process.stdout.write(`${JSON.stringify({ model: w.name, steps: nSteps, ...rows })}\n`);
+    if (values.json === true) process.stdout.write(`${JSON.stringify({ model: w.name, steps: nSteps, ...rows })}\n`);
     else for (const [k, g] of Object.entries(rows)) process.stdout.write(`${show(w.name, k, g, nSteps)}\n`);
   }
   return 0;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err) => {
-      process.stderr.write(`${err instanceof UsageError ? `${err.message}\n\n${HELP}` : (err as Error).stack ?? err}\n`);
-      process.exit(err instanceof UsageError ? 2 : 1);
-    },
-  );
-}
+if (require.main === module) runScript('parity-llamacpp', main);

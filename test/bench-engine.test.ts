@@ -47,7 +47,7 @@ test('the text report names every measure, with the chosen prompt and batch size
 test('bad arguments are refused', async () => {
   await expect(main(['--json'])).rejects.toThrow(/--model is required/);
   await expect(main(['--model', TINY, '--threads', '0'])).rejects.toThrow(/--threads/);
-  await expect(main(['--model', TINY, '--bogus'])).rejects.toThrow(/unknown option --bogus/);
+  await expect(main(['--model', TINY, '--bogus'])).rejects.toThrow(/Unknown option '--bogus'/);
 });
 
 test('weights per token: one embedding row, unless the embedding is also the LM head', () => {

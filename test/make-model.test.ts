@@ -192,9 +192,9 @@ describe('command line', () => {
       arch: 'qwen2', embd: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, type: 'q4_k_m', vocabSize: 5000,
       tied: true, seed: 9, ropeBase: 1e6, context: 2048, out: 'o.gguf',
     });
-    expect(() => parseMakeModelArgs(['--out', 'x'])).toThrow(/--vocab-from FILE is required/);
-    expect(() => parseMakeModelArgs(['--vocab-from', 'v', '--out', 'x', '--embd', 'big'])).toThrow(/--embd: 'big'/);
-    expect(() => parseMakeModelArgs(['--vocab-from', 'v', '--out', 'x', '--bogus', '1'])).toThrow(/unknown option --bogus/);
+    expect(() => parseMakeModelArgs(['--out', 'x'])).toThrow(/--vocab-from is required/);
+    expect(() => parseMakeModelArgs(['--vocab-from', 'v', '--out', 'x', '--embd', 'big'])).toThrow(/--embd: expected an integer, got 'big'/);
+    expect(() => parseMakeModelArgs(['--vocab-from', 'v', '--out', 'x', '--bogus', '1'])).toThrow(/Unknown option '--bogus'/);
   });
 
   test('bad shapes are refused before writing', () => {
@@ -221,6 +221,6 @@ describe('command line', () => {
       encoding: 'utf8',
     });
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toMatch(/--vocab-from FILE is required/);
+    expect(bad.stderr).toMatch(/--vocab-from is required/);
   });
 });

@@ -48,7 +48,8 @@ describe('tokenstream info', () => {
     expect(cli('info', '--help').stdout).toMatch(/Usage: tokenstream info --model FILE/);
     const r = cli('info');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--model FILE is required/);
+    expect(r.stderr).toMatch(/--model is required/);
+    expect(cli('info', '--model', TINY_MODEL, 'extra').stderr).toMatch(/unexpected argument 'extra'/);
   });
 });
 

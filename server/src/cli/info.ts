@@ -1,34 +1,35 @@
 // `tokenstream info --model FILE [--json]`: a model's configuration, tensor
 // types and the CPU kernel path the engine picked.
 import { Model } from '../engine/model';
-import { UsageError, describeError, parseFlags } from './args';
+import { describeError, helpText, parseFlagsOnly, required, UsageError, type OptionSpec } from './options';
 
-export const INFO_HELP = `Usage: tokenstream info --model FILE [--json] [--cpu scalar|avx2|avx512|neon]
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'the GGUF file' },
+  { name: 'json', kind: 'boolean', help: 'one JSON object instead of text' },
+  { name: 'cpu', kind: 'string', arg: 'scalar|avx2|avx512|neon', help: 'force a kernel path (default: TOKENSTREAM_CPU, else the best the CPU has)' },
+];
+
+export const INFO_HELP = helpText(
+  `Usage: tokenstream info --model FILE [--json] [--cpu scalar|avx2|avx512|neon]
 
 Prints a GGUF model's configuration, tensor types and the CPU kernel path.
-
-  --model FILE   the GGUF file
-  --json         one JSON object instead of text
-  --cpu PATH     force a kernel path (default: TOKENSTREAM_CPU, else the best the CPU has)
-
-A file the engine cannot load exits 1 with '<code>: <message>' on stderr.
-`;
+A file the engine cannot load exits 1 with '<code>: <message>' on stderr.`,
+  OPTIONS,
+);
 
 export async function command(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(INFO_HELP);
-    return 0;
-  }
   let file: string;
   let json: boolean;
   let cpu: string | undefined;
   try {
-    const { values, booleans } = parseFlags(argv, { values: ['model', 'cpu'], booleans: ['json'] });
-    const m = values.get('model');
-    if (!m) throw new UsageError('--model FILE is required');
-    file = m;
-    json = booleans.has('json');
-    cpu = values.get('cpu');
+    const { values, help } = parseFlagsOnly(argv, OPTIONS);
+    if (help) {
+      process.stdout.write(INFO_HELP);
+      return 0;
+    }
+    file = required(values, 'model');
+    json = values.json === true;
+    cpu = values.cpu as string | undefined;
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`tokenstream info: ${e.message}\n\n${INFO_HELP}`);

@@ -4,30 +4,32 @@
 import { Model, createBatch } from '../engine/model';
 import type { SamplingConfig } from '../engine/types';
 import { Tokenizer } from '../tokenizer';
-import { UsageError, describeError, numberFlag, parseFlags } from './args';
+import { describeError, helpText, parseFlagsOnly, required, UsageError, type OptionSpec, type OptionValues } from './options';
 
-export const RUN_HELP = `Usage: tokenstream run --model FILE (--prompt-ids 1,2,3 | --prompt TEXT) --max-tokens N [options]
+const USAGE = `Usage: tokenstream run --model FILE (--prompt-ids 1,2,3 | --prompt TEXT) --max-tokens N [options]
 
-Generates tokens locally with the native engine.
+Generates tokens locally with the native engine. Timings (prompt and decode
+tokens per second) are printed to stderr.`;
 
-  --model FILE          the GGUF file
-  --prompt-ids LIST     comma-separated prompt token ids
-  --prompt TEXT         prompt text (tokenized with the model's vocabulary, BOS added as it says)
-  --max-tokens N        tokens to generate (default 16)
-  --temperature T       0 = greedy (default 0)
-  --top-k K             0 = off (default 0)
-  --top-p P             1 = off (default 1)
-  --min-p P             0 = off (default 0)
-  --repeat-penalty R    1 = off (default 1)
-  --seed S              sampling seed (default 0)
-  --threads N           native threads (default: physical cores)
-  --ctx N               context length (default: prompt + max tokens)
-  --batch N             most prompt tokens per forward pass (default 512)
-  --ignore-eos          keep generating after the end-of-sequence token
-  --json                print {"prompt_ids":[...],"generated":[...]} instead of text
+const OPTIONS: OptionSpec[] = [
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'the GGUF file' },
+  { name: 'prompt-ids', kind: 'string', arg: 'LIST', help: 'comma-separated prompt token ids' },
+  { name: 'prompt', kind: 'string', arg: 'TEXT', help: "prompt text (tokenized with the model's vocabulary, BOS added as it says)" },
+  { name: 'max-tokens', kind: 'int', default: 16, min: 0, arg: 'N', help: 'tokens to generate' },
+  { name: 'temperature', kind: 'number', default: 0, min: 0, arg: 'T', help: '0 = greedy' },
+  { name: 'top-k', kind: 'int', default: 0, min: 0, arg: 'K', help: '0 = off' },
+  { name: 'top-p', kind: 'number', default: 1, min: 0, max: 1, arg: 'P', help: '1 = off' },
+  { name: 'min-p', kind: 'number', default: 0, min: 0, max: 1, arg: 'P', help: '0 = off' },
+  { name: 'repeat-penalty', kind: 'number', default: 1, min: 0, arg: 'R', help: '1 = off' },
+  { name: 'seed', kind: 'int', default: 0, min: 0, max: 0xffffffff, arg: 'S', help: 'sampling seed' },
+  { name: 'threads', kind: 'int', min: 1, arg: 'N', help: 'native threads (default: physical cores)' },
+  { name: 'ctx', kind: 'int', min: 1, arg: 'N', help: 'context length (default: prompt + max tokens)' },
+  { name: 'batch', kind: 'int', default: 512, min: 1, arg: 'N', help: 'most prompt tokens per forward pass' },
+  { name: 'ignore-eos', kind: 'boolean', help: 'keep generating after the end-of-sequence token' },
+  { name: 'json', kind: 'boolean', help: 'print {"prompt_ids":[...],"generated":[...]} instead of text' },
+];
 
-Timings (prompt and decode tokens per second) are printed to stderr.
-`;
+export const RUN_HELP = helpText(USAGE, OPTIONS);
 
 interface RunOptions {
   model: string;
@@ -42,15 +44,10 @@ interface RunOptions {
   json: boolean;
 }
 
-function parse(argv: string[]): RunOptions {
-  const { values, booleans } = parseFlags(argv, {
-    values: ['model', 'prompt-ids', 'prompt', 'max-tokens', 'temperature', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'seed', 'threads', 'ctx', 'batch'],
-    booleans: ['json', 'ignore-eos'],
-  });
-  const model = values.get('model');
-  if (!model) throw new UsageError('--model FILE is required');
-  const idsRaw = values.get('prompt-ids');
-  const prompt = values.get('prompt');
+function parse(values: OptionValues): RunOptions {
+  const model = required(values, 'model');
+  const idsRaw = values['prompt-ids'] as string | undefined;
+  const prompt = values.prompt as string | undefined;
   if ((idsRaw === undefined) === (prompt === undefined)) throw new UsageError('give exactly one of --prompt-ids and --prompt');
   let promptIds: number[] | undefined;
   if (idsRaw !== undefined) {
@@ -60,28 +57,29 @@ function parse(argv: string[]): RunOptions {
       return n;
     });
   }
+  const num = (name: string): number => values[name] as number;
   return {
     model,
     promptIds,
     prompt,
-    maxTokens: numberFlag(values, 'max-tokens', 16, { integer: true, min: 0 }),
+    maxTokens: num('max-tokens'),
     sampling: {
-      temperature: numberFlag(values, 'temperature', 0, { min: 0 }),
-      topK: numberFlag(values, 'top-k', 0, { integer: true, min: 0 }),
-      topP: numberFlag(values, 'top-p', 1, { min: 0, max: 1 }),
-      minP: numberFlag(values, 'min-p', 0, { min: 0, max: 1 }),
-      repetitionPenalty: numberFlag(values, 'repeat-penalty', 1, { min: 0 }),
+      temperature: num('temperature'),
+      topK: num('top-k'),
+      topP: num('top-p'),
+      minP: num('min-p'),
+      repetitionPenalty: num('repeat-penalty'),
       presencePenalty: 0,
       frequencyPenalty: 0,
       penaltyLastN: 64,
-      seed: numberFlag(values, 'seed', 0, { integer: true, min: 0, max: 0xffffffff }),
+      seed: num('seed'),
       topLogprobs: 0,
     },
-    threads: values.has('threads') ? numberFlag(values, 'threads', 0, { integer: true, min: 1 }) : undefined,
-    ctx: values.has('ctx') ? numberFlag(values, 'ctx', 0, { integer: true, min: 1 }) : undefined,
-    batch: numberFlag(values, 'batch', 512, { integer: true, min: 1 }),
-    ignoreEos: booleans.has('ignore-eos'),
-    json: booleans.has('json'),
+    threads: values.threads as number | undefined,
+    ctx: values.ctx as number | undefined,
+    batch: num('batch'),
+    ignoreEos: values['ignore-eos'] === true,
+    json: values.json === true,
   };
 }
 
@@ -90,13 +88,14 @@ function rate(tokens: number, ms: number): string {
 }
 
 export async function command(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(RUN_HELP);
-    return 0;
-  }
   let o: RunOptions;
   try {
-    o = parse(argv);
+    const { values, help } = parseFlagsOnly(argv, OPTIONS);
+    if (help) {
+      process.stdout.write(RUN_HELP);
+      return 0;
+    }
+    o = parse(values);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`tokenstream run: ${e.message}\n\n${RUN_HELP}`);
