@@ -25,6 +25,7 @@ import type { GgufMetadata } from '../server/src/engine/types';
 import { intList, type OptionSpec, required, runScript, scriptOptions } from '../server/src/cli/options';
 import { type BenchEngine, type EngineNumbers, type RunPlan, sequencePrompt } from './peer/bench-types';
 import { openLlamaCpp } from './peer/llamacpp';
+import { otherWorkCores } from './suite/machine';
 
 const GEN_PROMPT = 16;
 
@@ -247,8 +248,9 @@ export async function main(argv: string[]): Promise<number> {
   };
   const loadBefore = loadAverage();
   log(`load before: ${loadBefore}`);
-  const busy = os.loadavg()[0] > 0.5;
-  const busyNote = `WARNING: 1-minute load average ${os.loadavg()[0].toFixed(2)} at start: other work shares the CPU, figures are unreliable`;
+  const other = await otherWorkCores();
+  const busy = other > 0.25;
+  const busyNote = `WARNING: other work kept ${other.toFixed(2)} cores busy at the start: it shares the CPU, figures are unreliable`;
   if (busy) log(busyNote);
   const engines: BenchEngine[] = [openOurs(plan, log)];
   let results: EngineNumbers[];

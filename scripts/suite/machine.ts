@@ -1,5 +1,6 @@
 // What the suite prints about the machine before its numbers: CPU, cores,
 // kernel path, read bandwidth and the load average.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { kernels } from '../../server/src/engine/kernels';
 import { uptime } from '../service/child-server';
@@ -15,6 +16,31 @@ export interface MachineInfo {
   bandwidth_threads: number;
   node: string;
   uptime: string;
+}
+
+/**
+ * How many cores other work keeps busy right now: the machine's CPU time
+ * (user, system, interrupts, and time the hypervisor gave to other guests)
+ * while this process sleeps for `ms`, from /proc/stat. Unlike the load
+ * average, it does not remember the bench that ran just before. Elsewhere:
+ * the 1-minute load average.
+ */
+export async function otherWorkCores(ms = 300): Promise<number> {
+  const read = (): { busy: number; total: number } => {
+    // user nice system idle iowait irq softirq steal (guest time is inside user)
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: total - f[3] - f[4], total };
+  };
+  let a;
+  try {
+    a = read();
+  } catch {
+    return os.loadavg()[0];
+  }
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  return b.total > a.total ? ((b.busy - a.busy) / (b.total - a.total)) * os.cpus().length : 0;
 }
 
 /** Streaming-read bandwidth, GB/s, over a 512 MB buffer (bigger than any cache). */
