@@ -9,10 +9,11 @@
 // Each figure is the best of --reps timed runs after a warm-up run, the two
 // engines taking turns run by run so that a shared machine's changing load
 // hits both alike; decode steps include sampling (greedy) on both sides. Also prints this machine's
-// read bandwidth (the addon's streaming-read kernel) and the fraction of it a
-// batch-1 decode reaches: bytes of weights read per token x tok/s / bandwidth.
+// read bandwidth (the addon's streaming-read kernel, the best of one read
+// before each timed batch-1 round) and the fraction of it a batch-1 decode
+// reaches: bytes of weights read per token x tok/s / bandwidth.
 // --json prints exactly
-//   {"model","threads","ours":{pp_tps,tg_tps,batch_tps:{"4","8"}},"llamacpp":{...},"ratio":{...}}
+//   {"model","threads","ours":{pp_tps,tg_tps,batch_tps:{"4","8"}},"llamacpp":{...},"ratio":{...},"read_bandwidth_gbs"}
 // (llamacpp and ratio are null with --no-peer). Progress goes to stderr.
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -153,11 +154,22 @@ function openOurs(plan: RunPlan, log: (l: string) => void): BenchEngine {
  * Runs every measure on every engine: a warm-up run, then plan.reps timed
  * runs, the engines taking turns run by run (order flipped each time) so
  * changing load on a shared machine hits them alike. Best run per measure.
+ * Before each timed round of batch-1 decode the read bandwidth is measured
+ * too (readGbs: the best of those), because this VM's ceiling moves by 2x
+ * within minutes: a decode's share is only meaningful against a ceiling read
+ * in the same minute.
  */
-async function measure(engines: BenchEngine[], plan: RunPlan, log: (l: string) => void): Promise<EngineNumbers[]> {
+async function measure(
+  engines: BenchEngine[],
+  plan: RunPlan,
+  log: (l: string) => void,
+  readGbsNow: () => number | null,
+): Promise<{ numbers: EngineNumbers[]; readGbs: number | null }> {
   const out: EngineNumbers[] = engines.map(() => ({ pp_tps: 0, tg_tps: 0, batch_tps: {} }));
-  const rounds = async (run: (e: BenchEngine, warm: boolean) => Promise<number>, keep: (i: number, tps: number) => void) => {
+  let readGbs: number | null = null;
+  const rounds = async (run: (e: BenchEngine, warm: boolean) => Promise<number>, keep: (i: number, tps: number) => void, beforeRound: (r: number) => void = () => undefined) => {
     for (let r = 0; r <= plan.reps; r++) {
+      beforeRound(r);
       const order = engines.map((_, i) => i);
       if (r % 2 === 1) order.reverse();
       for (const i of order) {
@@ -181,10 +193,15 @@ async function measure(engines: BenchEngine[], plan: RunPlan, log: (l: string) =
         if (n === 1) out[i].tg_tps = Math.max(out[i].tg_tps, tps);
         else out[i].batch_tps[String(n)] = Math.max(out[i].batch_tps[String(n)] ?? 0, tps);
       },
+      (r) => {
+        if (n !== 1 || r === 0) return;
+        const g = readGbsNow();
+        if (g !== null) readGbs = Math.max(readGbs ?? 0, g);
+      },
     );
     log(`${n === 1 ? 'tg' : `batch ${n}`} done`);
   }
-  return out;
+  return { numbers: out, readGbs };
 }
 
 function ratio(a: EngineNumbers, b: EngineNumbers): EngineNumbers {
@@ -254,9 +271,10 @@ export async function main(argv: string[]): Promise<number> {
   if (busy) log(busyNote);
   const engines: BenchEngine[] = [openOurs(plan, log)];
   let results: EngineNumbers[];
+  let bandwidth: number | null;
   try {
     if (opts.peer) engines.push(await openLlamaCpp(root, plan, log));
-    results = await measure(engines, plan, log);
+    ({ numbers: results, readGbs: bandwidth } = await measure(engines, plan, log, () => readBandwidth(threads)));
   } finally {
     for (const e of engines) await e.close();
   }
@@ -264,7 +282,6 @@ export async function main(argv: string[]): Promise<number> {
   const peer: EngineNumbers | null = opts.peer ? results[1] : null;
   log(`ours: ${JSON.stringify(round(ours, 1))}`);
   if (peer) log(`llama.cpp: ${JSON.stringify(round(peer, 1))}`);
-  const bandwidth = opts.json ? null : readBandwidth(threads);
   const loadAfter = loadAverage();
   log(`load after: ${loadAfter}`);
 
@@ -275,6 +292,7 @@ export async function main(argv: string[]): Promise<number> {
       ours: round(ours, 2),
       llamacpp: peer ? round(peer, 2) : null,
       ratio: peer ? round(ratio(ours, peer), 3) : null,
+      read_bandwidth_gbs: bandwidth === null ? null : Number(bandwidth.toFixed(2)),
     };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return 0;
@@ -311,7 +329,7 @@ export async function main(argv: string[]): Promise<number> {
   if (bandwidth !== null) {
     const frac = (tps: number): string => `${((bytes * tps * 100) / (bandwidth * 1e9)).toFixed(0)}%`;
     lines.push(
-      `read bandwidth ${bandwidth.toFixed(1)} GB/s with ${threads} thread(s); weights read per token ${(bytes / 1e6).toFixed(1)} MB`,
+      `read bandwidth ${bandwidth.toFixed(1)} GB/s with ${threads} thread(s) (best of the reads between the batch-1 rounds); weights read per token ${(bytes / 1e6).toFixed(1)} MB`,
       `batch-1 decode reaches ${frac(ours.tg_tps)} of it (ours)${peer ? `, ${frac(peer.tg_tps)} (llama.cpp)` : ''}`,
     );
   } else {

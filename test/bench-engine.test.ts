@@ -22,7 +22,9 @@ test('--json --no-peer prints exactly the documented object', async () => {
   const lines = stdout.trim().split('\n');
   expect(lines).toHaveLength(1);
   const r = JSON.parse(lines[0]);
-  expect(Object.keys(r)).toEqual(['model', 'threads', 'ours', 'llamacpp', 'ratio']);
+  expect(Object.keys(r)).toEqual(['model', 'threads', 'ours', 'llamacpp', 'ratio', 'read_bandwidth_gbs']);
+  // read beside the batch-1 decode rounds (a 512 MB streaming read: more than 1 GB/s on any machine)
+  expect(r.read_bandwidth_gbs).toBeGreaterThan(1);
   expect(r.model).toBe(path.resolve(TINY));
   expect(r.threads).toBe(1);
   expect(Object.keys(r.ours)).toEqual(['pp_tps', 'tg_tps', 'batch_tps']);

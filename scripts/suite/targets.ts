@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import type { EngineNumbers } from '../peer/bench-types';
 
-/** bench-engine --json, plus what the suite adds: the machine's read bandwidth and the weight bytes one decode step reads. */
+/** bench-engine --json, plus what the suite adds: the read bandwidth (measured beside the decode runs) and the weight bytes one decode step reads. */
 export interface EngineResult {
   model: string;
   threads: number;
