@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { LoadError, runLoad, type LatencySummary, type LoadResult } from '../../../client/src/load-generator';
 import { chartFormatFor, renderLatencyHtml, renderLatencySvg } from '../../../client/src/latency-chart';
-import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
+import { helpText, parseFlagsOnly, UsageError, type OptionSpec } from './options';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'address', env: 'TOKENSTREAM_SERVER', kind: 'string', default: '127.0.0.1:50051', arg: 'HOST:PORT', help: 'the tokenstream server' },
@@ -43,7 +43,7 @@ function fail(message: string): number {
 export async function benchLoadCommand(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseOptions(argv, OPTIONS);
+    parsed = parseFlagsOnly(argv, OPTIONS);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     return fail(err.message);
@@ -53,7 +53,6 @@ export async function benchLoadCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const v = parsed.values;
-  if (parsed.positionals.length > 0) return fail(`unexpected argument '${parsed.positionals[0]}'`);
   const streams = v.streams as number;
   const duration = v.duration as number;
   const maxTokens = v['max-tokens'] as number;

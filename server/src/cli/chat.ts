@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { GenerationError, TokenStreamClient, type GenerationInput, type SamplingParams } from '../../../client/src/client';
 import { statusName } from '../grpc/status';
 import { CLIENT_OPTIONS, samplingFrom } from './client-options';
-import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
+import { helpText, parseFlagsOnly, UsageError, type OptionSpec } from './options';
 
 const OPTIONS: OptionSpec[] = [...CLIENT_OPTIONS, { name: 'system', kind: 'string', arg: 'TEXT', help: 'a system message to start the conversation with' }];
 const USAGE = 'Usage: tokenstream chat [options]\n\nAn interactive chat with a tokenstream server. Type a message and Enter; /reset starts over; /exit or Ctrl-D ends.';
@@ -24,12 +24,11 @@ function transcript(turns: Turn[]): string {
 export async function chatCommand(argv: string[], input: NodeJS.ReadableStream = process.stdin, output: NodeJS.WritableStream = process.stdout): Promise<number> {
   let parsed;
   try {
-    parsed = parseOptions(argv, OPTIONS);
+    parsed = parseFlagsOnly(argv, OPTIONS);
     if (parsed.help) {
       output.write(helpText(USAGE, OPTIONS));
       return 0;
     }
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`tokenstream chat: ${err.message}\n\n${helpText(USAGE, OPTIONS)}`);

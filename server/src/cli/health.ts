@@ -2,7 +2,7 @@
 // when it answers SERVING (1 otherwise) — the container health check in the
 // Dockerfile and docker-compose.yml. No telemetry (Docker runs it every 10 s).
 import { TokenStreamClient } from '../../../client/src/client';
-import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
+import { helpText, parseFlagsOnly, UsageError, type OptionSpec } from './options';
 
 const OPTIONS: OptionSpec[] = [
   { name: 'server', env: 'TOKENSTREAM_SERVER', kind: 'string', default: '127.0.0.1:50051', arg: 'HOST:PORT', help: 'the tokenstream server' },
@@ -14,8 +14,7 @@ const USAGE = 'Usage: tokenstream health [options]\n\nPrints the gRPC health sta
 export async function healthCommand(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseOptions(argv, OPTIONS);
-    if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`);
+    parsed = parseFlagsOnly(argv, OPTIONS);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`tokenstream health: ${err.message}\n\n${helpText(USAGE, OPTIONS)}`);

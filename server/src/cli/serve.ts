@@ -7,7 +7,7 @@ import type { ModelSpec } from '../engine/worker-pool';
 import { startMallocTrim } from '../engine/malloc';
 import { DEFAULT_BACKPRESSURE } from '../grpc/generation';
 import { TokenStreamServer, type ServeOptions } from '../grpc/server';
-import { helpText, parseOptions, UsageError, type OptionSpec } from './options';
+import { helpText, parseFlagsOnly, UsageError, type OptionSpec } from './options';
 import { DEFAULT_METRICS_PORT, parseMetricsPort } from '../telemetry/metrics-server';
 import { attachServerTelemetry } from '../telemetry/service-hooks';
 
@@ -121,9 +121,8 @@ export interface ServeCommandOptions extends ServeOptions {
 }
 
 export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeCommandOptions | 'help' {
-  const { values, positionals, help } = parseOptions(argv, SERVE_OPTIONS, env);
+  const { values, help } = parseFlagsOnly(argv, SERVE_OPTIONS, env);
   if (help) return 'help';
-  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const models = ((values.model as string[] | undefined) ?? []).map(parseModelSpec);
   if (models.length === 0) models.push({ name: path.basename(DEFAULT_MODEL, '.gguf'), path: path.join(packageRoot(), DEFAULT_MODEL) });
   const kvType = values['kv-type'] as string;
