@@ -212,7 +212,7 @@ struct Q4_KRowAvx512 {
       acc_m[b] = _mm_setzero_ps();
     }
     for (int64_t i = 0; i < cols / QK_K; ++i) {
-      prefetch_ahead<3>(x + i);  // 144 bytes a super-block
+      prefetch_ahead<3, kPrefetchAheadKQuant>(x + i);  // 144 bytes a super-block
       uint32_t dd;  // the weights' [d, dmin]
       std::memcpy(&dd, &x[i].d, 4);
       const __m128 dmins_w = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));

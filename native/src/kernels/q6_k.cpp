@@ -172,7 +172,7 @@ struct Q6_KRowAvx512 {
 #pragma GCC unroll 8
     for (int b = 0; b < B; ++b) acc[b] = _mm256_setzero_ps();
     for (int64_t i = 0; i < cols / QK_K; ++i) {
-      prefetch_ahead<4>(x + i);  // 210 bytes a super-block
+      prefetch_ahead<4, kPrefetchAheadKQuant>(x + i);  // 210 bytes a super-block
       const float dw = _cvtsh_ss(x[i].d);
       const __m512i scales =
           _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales))));
