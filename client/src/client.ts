@@ -48,7 +48,7 @@ export interface GenerationResult {
   text: string;
   tokenIds: number[];
   final: Final;
-  /** Measured here: from the start to the first token, and tokens per second after it. */
+  /** Measured here: from the start to the first token, and tokens per second after it (0 when every token came in one message). */
   clientTtftMs: number;
   clientTokensPerSecond: number;
 }

@@ -47,7 +47,8 @@ export async function generateCommand(argv: string[]): Promise<number> {
     const u = r.final.usage!;
     process.stdout.write('\n');
     process.stderr.write(
-      `[ttft ${r.clientTtftMs.toFixed(1)} ms | ${r.clientTokensPerSecond.toFixed(1)} tokens/s | prompt ${u.promptTokens} tokens | ` +
+      // (no rate when every token came in one message: nothing to time after the first)
+      `[ttft ${r.clientTtftMs.toFixed(1)} ms | ${r.clientTokensPerSecond > 0 ? r.clientTokensPerSecond.toFixed(1) : '-'} tokens/s | prompt ${u.promptTokens} tokens | ` +
         `completion ${u.completionTokens} tokens | finish ${FinishReason[r.final.finishReason]}` +
         // the server's trace id when it traced the generation: paste it into Jaeger's search
         `${r.final.traceId ? ` | trace ${r.final.traceId}` : ''}]\n`,
