@@ -15,7 +15,7 @@ export const DEFAULT_MODEL = 'models/llama-2-tiny-random.gguf';
 
 export const SERVE_OPTIONS: OptionSpec[] = [
   { name: 'host', env: 'TOKENSTREAM_HOST', kind: 'string', default: '127.0.0.1', arg: 'HOST', help: 'address to listen on' },
-  { name: 'port', env: 'TOKENSTREAM_PORT', kind: 'int', default: 50051, arg: 'PORT', help: 'port to listen on (0 = any free port)' },
+  { name: 'port', env: 'TOKENSTREAM_PORT', kind: 'int', min: 0, max: 65535, default: 50051, arg: 'PORT', help: 'port to listen on (0 = any free port)' },
   {
     name: 'model',
     env: 'TOKENSTREAM_MODEL',
@@ -23,18 +23,18 @@ export const SERVE_OPTIONS: OptionSpec[] = [
     arg: 'NAME=PATH',
     help: `a GGUF model to serve, repeatable (env: comma-separated); the first is the default; NAME defaults to the file name (default ${DEFAULT_MODEL})`,
   },
-  { name: 'workers', env: 'TOKENSTREAM_WORKERS', kind: 'int', default: 1, arg: 'N', help: 'worker threads per model, each with its own session' },
-  { name: 'threads', env: 'TOKENSTREAM_THREADS', kind: 'int', arg: 'N', help: 'native threads per worker (default: physical cores / workers)' },
-  { name: 'max-batch', env: 'TOKENSTREAM_MAX_BATCH', kind: 'int', default: 8, arg: 'N', help: 'concurrent sequences per worker (KV slots batched into one forward pass)' },
-  { name: 'context', env: 'TOKENSTREAM_CONTEXT', kind: 'int', default: 0, arg: 'N', help: 'context tokens per sequence (0 = the model\'s, at most 4096)' },
+  { name: 'workers', env: 'TOKENSTREAM_WORKERS', kind: 'int', min: 1, default: 1, arg: 'N', help: 'worker threads per model, each with its own session' },
+  { name: 'threads', env: 'TOKENSTREAM_THREADS', kind: 'int', min: 1, arg: 'N', help: 'native threads per worker (default: physical cores / workers)' },
+  { name: 'max-batch', env: 'TOKENSTREAM_MAX_BATCH', kind: 'int', min: 1, default: 8, arg: 'N', help: 'concurrent sequences per worker (KV slots batched into one forward pass)' },
+  { name: 'context', env: 'TOKENSTREAM_CONTEXT', kind: 'int', min: 0, default: 0, arg: 'N', help: 'context tokens per sequence (0 = the model\'s, at most 4096)' },
   { name: 'kv-type', env: 'TOKENSTREAM_KV_TYPE', kind: 'string', default: 'f16', arg: 'f16|f32', help: 'KV cache element type' },
-  { name: 'worker-restarts', env: 'TOKENSTREAM_WORKER_RESTARTS', kind: 'int', default: 5, arg: 'N', help: 'a worker that stops by itself is replaced, at most N times per model per minute (0 = never)' },
-  { name: 'queue-limit', env: 'TOKENSTREAM_QUEUE_LIMIT', kind: 'int', default: 64, arg: 'N', help: 'generations that may wait for a free slot, per model (beyond: RESOURCE_EXHAUSTED)' },
-  { name: 'prefill-chunk', env: 'TOKENSTREAM_PREFILL_CHUNK', kind: 'int', default: 256, arg: 'N', help: 'prompt tokens per sequence per step (long prompts are split so running streams keep going)' },
-  { name: 'grace-ms', env: 'TOKENSTREAM_GRACE_MS', kind: 'int', default: 10000, arg: 'MS', help: 'on SIGTERM/SIGINT, time for in-flight generations to finish before a forced shutdown' },
-  { name: 'max-message-bytes', env: 'TOKENSTREAM_MAX_MESSAGE_BYTES', kind: 'int', default: 4 * 1024 * 1024, arg: 'BYTES', help: 'largest request message (beyond: RESOURCE_EXHAUSTED)' },
-  { name: 'pause-tokens', env: 'TOKENSTREAM_PAUSE_TOKENS', kind: 'int', default: DEFAULT_BACKPRESSURE.pauseTokens, arg: 'N', help: 'unread tokens at which a slow client\'s generation pauses' },
-  { name: 'stall-ms', env: 'TOKENSTREAM_STALL_MS', kind: 'int', default: DEFAULT_BACKPRESSURE.stallMs, arg: 'MS', help: 'how long a paused generation waits for its client before RESOURCE_EXHAUSTED' },
+  { name: 'worker-restarts', env: 'TOKENSTREAM_WORKER_RESTARTS', kind: 'int', min: 0, default: 5, arg: 'N', help: 'a worker that stops by itself is replaced, at most N times per model per minute (0 = never)' },
+  { name: 'queue-limit', env: 'TOKENSTREAM_QUEUE_LIMIT', kind: 'int', min: 0, default: 64, arg: 'N', help: 'generations that may wait for a free slot, per model (beyond: RESOURCE_EXHAUSTED)' },
+  { name: 'prefill-chunk', env: 'TOKENSTREAM_PREFILL_CHUNK', kind: 'int', min: 1, default: 256, arg: 'N', help: 'prompt tokens per sequence per step (long prompts are split so running streams keep going)' },
+  { name: 'grace-ms', env: 'TOKENSTREAM_GRACE_MS', kind: 'int', min: 0, default: 10000, arg: 'MS', help: 'on SIGTERM/SIGINT, time for in-flight generations to finish before a forced shutdown' },
+  { name: 'max-message-bytes', env: 'TOKENSTREAM_MAX_MESSAGE_BYTES', kind: 'int', min: 1024, default: 4 * 1024 * 1024, arg: 'BYTES', help: 'largest request message (beyond: RESOURCE_EXHAUSTED)' },
+  { name: 'pause-tokens', env: 'TOKENSTREAM_PAUSE_TOKENS', kind: 'int', min: 1, default: DEFAULT_BACKPRESSURE.pauseTokens, arg: 'N', help: 'unread tokens at which a slow client\'s generation pauses' },
+  { name: 'stall-ms', env: 'TOKENSTREAM_STALL_MS', kind: 'int', min: 0, default: DEFAULT_BACKPRESSURE.stallMs, arg: 'MS', help: 'how long a paused generation waits for its client before RESOURCE_EXHAUSTED' },
   { name: 'metrics-port', env: 'TOKENSTREAM_METRICS_PORT', kind: 'string', default: String(DEFAULT_METRICS_PORT), arg: 'PORT|off', help: 'Prometheus metrics endpoint (GET /metrics); 0 = any free port, off = none' },
   { name: 'metrics-host', env: 'TOKENSTREAM_METRICS_HOST', kind: 'string', arg: 'HOST', help: 'address of the metrics endpoint (default: --host)' },
   { name: 'cpu', env: 'TOKENSTREAM_CPU', kind: 'string', arg: 'PATH', help: 'force a kernel path: scalar, avx2, avx512, neon (default: the best the CPU has)' },
@@ -42,6 +42,8 @@ export const SERVE_OPTIONS: OptionSpec[] = [
     name: 'engine-nice',
     env: 'TOKENSTREAM_ENGINE_NICE',
     kind: 'int',
+    min: 0,
+    max: 19,
     default: 0,
     arg: 'N',
     help: "niceness 0..19 of the engine threads: above 0 they give way to the server's main thread at once, so tokens leave sooner when every core decodes",
@@ -64,6 +66,7 @@ export const SERVE_OPTIONS: OptionSpec[] = [
     name: 'max-batch-sequences',
     env: 'TOKENSTREAM_MAX_BATCH_SEQUENCES',
     kind: 'int',
+    min: 0,
     default: 0,
     arg: 'N',
     help: 'most sequences in one forward pass (0 = all: continuous batching); 1 turns batching off, the sequences take turns (an ablation)',
@@ -99,20 +102,6 @@ export function parseModelSpec(arg: string): ModelSpec {
   return { name, path: path.resolve(p) };
 }
 
-function positiveInt(name: string, v: unknown, min = 1): number {
-  const n = v as number;
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: must be an integer >= ${min}, got ${v}`);
-  return n;
-}
-
-function niceness(v: unknown): number {
-  const n = v as number;
-  // Only lowering the priority needs no privilege.
-  if (!Number.isInteger(n) || n < 0 || n > 19) throw new UsageError(`--engine-nice: an integer 0..19, got ${v}`);
-  return n;
-}
-
-/** Turns parsed options into ServeOptions (throws UsageError on bad values). */
 /** ServeOptions plus what only the command handles: the metrics endpoint (telemetry/metrics-server.ts). */
 export interface ServeCommandOptions extends ServeOptions {
   /** undefined: no endpoint */
@@ -120,6 +109,7 @@ export interface ServeCommandOptions extends ServeOptions {
   metricsHost: string;
 }
 
+/** Turns the command line and environment into ServeCommandOptions (throws UsageError on bad values). */
 export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = process.env): ServeCommandOptions | 'help' {
   const { values, help } = parseFlagsOnly(argv, SERVE_OPTIONS, env);
   if (help) return 'help';
@@ -132,7 +122,6 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
   const load = values.load as string;
   if (load !== 'mmap' && load !== 'read') throw new UsageError(`--load: mmap or read, got '${load}'`);
   const port = values.port as number;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: 0..65535, got ${port}`);
   let metricsPort: number | undefined;
   try {
     metricsPort = parseMetricsPort(values['metrics-port'] as string);
@@ -145,23 +134,23 @@ export function serveOptionsFrom(argv: string[], env: NodeJS.ProcessEnv = proces
     host: values.host as string,
     port,
     models,
-    workers: positiveInt('workers', values.workers),
-    threads: values.threads === undefined ? undefined : positiveInt('threads', values.threads),
-    maxSequences: positiveInt('max-batch', values['max-batch']),
-    contextLength: positiveInt('context', values.context, 0),
+    workers: values.workers as number,
+    threads: values.threads as number | undefined,
+    maxSequences: values['max-batch'] as number,
+    contextLength: values.context as number,
     kvType: kvType as KvType,
-    queueLimit: positiveInt('queue-limit', values['queue-limit'], 0),
-    workerRestarts: positiveInt('worker-restarts', values['worker-restarts'], 0),
-    engineNice: niceness(values['engine-nice']),
-    prefillChunk: positiveInt('prefill-chunk', values['prefill-chunk']),
-    maxBatchSequences: positiveInt('max-batch-sequences', values['max-batch-sequences'], 0),
+    queueLimit: values['queue-limit'] as number,
+    workerRestarts: values['worker-restarts'] as number,
+    engineNice: values['engine-nice'] as number,
+    prefillChunk: values['prefill-chunk'] as number,
+    maxBatchSequences: values['max-batch-sequences'] as number,
     reuseBuffers: !values['no-buffer-reuse'],
-    graceMs: positiveInt('grace-ms', values['grace-ms'], 0),
-    transport: { maxReceiveMessageBytes: positiveInt('max-message-bytes', values['max-message-bytes'], 1024) },
+    graceMs: values['grace-ms'] as number,
+    transport: { maxReceiveMessageBytes: values['max-message-bytes'] as number },
     backpressure: {
       ...DEFAULT_BACKPRESSURE,
-      pauseTokens: positiveInt('pause-tokens', values['pause-tokens']),
-      stallMs: positiveInt('stall-ms', values['stall-ms'], 0),
+      pauseTokens: values['pause-tokens'] as number,
+      stallMs: values['stall-ms'] as number,
       coalesce: !values['no-coalesce'],
     },
     load: {
