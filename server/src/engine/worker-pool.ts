@@ -303,8 +303,8 @@ export class ServedModel {
    * whether a replacement is coming.
    */
   private restartLater(old: EngineWorker, message: string): boolean {
-    const what = `engine worker ${old.index} of model '${this.name}' stopped (${message})`;
     if (old.stopping || this.state !== 'ready') return false;
+    const what = `engine worker ${old.index} of model '${this.name}' stopped (${message})`;
     const now = Date.now();
     this.restarts = this.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
     const limit = this.opts.workerRestarts ?? 5;
